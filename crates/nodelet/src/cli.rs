@@ -1,0 +1,76 @@
+//! Subcommands and global flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Exit status of a subcommand that exists in the interface but is not built yet.
+const EXIT_NOT_BUILT: u8 = 2;
+
+/// nodelet: a Kubernetes node in one binary.
+///
+/// Runs the Kubernetes API (with admission and a scheduler) and the kubelet in one process,
+/// pulls images from real registries and runs pods under real OCI runtimes (runc, crun,
+/// youki), one per RuntimeClass handler.
+#[derive(Debug, Parser)]
+#[command(name = "nodelet", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). When the default file does not exist, built-in defaults
+    /// are used; a file named explicitly must exist.
+    #[arg(long, global = true, value_name = "FILE", default_value = Config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    /// Node state: images, snapshots, pod sandboxes, node credentials (`config.json`).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/nodelet")]
+    pub root_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Kubernetes API server, scheduler and kubelet in one process; `kubectl` talks
+    /// to it through the kubeconfig it writes.
+    Serve,
+    /// Run one pod from a YAML file with no server: events and logs on the terminal, Ctrl-C
+    /// terminates the pod gracefully.
+    Run {
+        /// YAML file with the Pod and the objects it refers to.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Manage the node's images: pull, list, inspect, remove.
+    Images,
+    /// Join a Kubernetes API server (nodelet's or an upstream cluster's) as a node.
+    Agent,
+    /// Print nodelet's version and the Kubernetes version it serves.
+    Version,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_config = cli.config != std::path::Path::new(Config::DEFAULT_PATH);
+    let _config = Config::load(&cli.config, explicit_config)?;
+    match cli.command {
+        Command::Version => {
+            println!(
+                "nodelet {} (Kubernetes {})",
+                env!("CARGO_PKG_VERSION"),
+                nodelet_api::kubernetes_version()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => not_built("serve", 6),
+        Command::Run { .. } => not_built("run", 5),
+        Command::Images => not_built("images", 3),
+        Command::Agent => not_built("agent", 6),
+    }
+}
+
+fn not_built(command: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    eprintln!("nodelet {command}: not built yet (tracked in issue {issue})");
+    Ok(ExitCode::from(EXIT_NOT_BUILT))
+}

@@ -1,0 +1,89 @@
+//! The configuration file. Each section belongs to the crate that owns the concept
+//! (`registries` to the image service, `runtimes` to the runtime's handler table); this module
+//! only finds, reads and parses the file.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "read by the image service and the runtime as they land")]
+pub struct Config {
+    /// Handler used when a pod names no RuntimeClass.
+    pub default_runtime: Option<String>,
+    /// RuntimeClass handlers by name.
+    #[serde(default)]
+    pub runtimes: BTreeMap<String, toml::Table>,
+    /// Per-registry settings (insecure, CA file, mirrors) by `host[:port]`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, toml::Table>,
+}
+
+impl Config {
+    pub const DEFAULT_PATH: &'static str = "/etc/nodelet/config.toml";
+
+    /// Reads `path`. A missing file means built-in defaults, unless the user named it.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading config {}", path.display()));
+            }
+        };
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_default_file_means_defaults() {
+        let config = Config::load(Path::new("/nonexistent/nodelet.toml"), false).unwrap();
+        assert!(config.runtimes.is_empty());
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Path::new("/nonexistent/nodelet.toml"), true).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/nodelet.toml"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "default_runtme = \"runc\"\n").unwrap();
+        let err = Config::load(&path, true).unwrap_err();
+        assert!(format!("{err:#}").contains("default_runtme"), "{err:#}");
+    }
+
+    #[test]
+    fn reads_runtime_and_registry_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            r#"
+default_runtime = "runc"
+[runtimes.runc]
+runtime_path = "/usr/sbin/runc"
+[registries."127.0.0.1:5000"]
+insecure = true
+"#,
+        )
+        .unwrap();
+        let config = Config::load(&path, true).unwrap();
+        assert_eq!(config.default_runtime.as_deref(), Some("runc"));
+        assert!(config.runtimes.contains_key("runc"));
+        assert!(config.registries.contains_key("127.0.0.1:5000"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The `nodelet` binary: command line, configuration and process wiring. The only crate that
+//! uses `anyhow`; every library crate returns typed errors.
+
+mod cli;
+mod config;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("nodelet: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! # nodelet-sys
+//!
+//! The only crate with `unsafe` code and raw syscalls (mounts, namespaces, pidfds, cgroups,
+//! subreapers), each behind a trait so pure logic elsewhere can be tested with a fake.
+//!
+//! **May not:** hold policy. It does exactly the syscall it is asked for and reports the
+//! `errno` as a typed error; deciding what to mount or kill is the caller's job.
