@@ -24,7 +24,12 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Node state: images, snapshots, pod sandboxes, node credentials (`config.json`).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/var/lib/nodelet")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/nodelet"
+    )]
     pub root_dir: PathBuf,
 
     #[command(subcommand)]

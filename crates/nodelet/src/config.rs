@@ -11,7 +11,10 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(dead_code, reason = "read by the image service and the runtime as they land")]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "read by the image service and the runtime as they land")
+)]
 pub struct Config {
     /// Handler used when a pod names no RuntimeClass.
     pub default_runtime: Option<String>,

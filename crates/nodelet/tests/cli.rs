@@ -22,7 +22,15 @@ fn help_lists_every_subcommand_and_global_flag() {
     let out = nodelet(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for word in ["serve", "run", "images", "agent", "version", "--config", "--root-dir"] {
+    for word in [
+        "serve",
+        "run",
+        "images",
+        "agent",
+        "version",
+        "--config",
+        "--root-dir",
+    ] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
 }
@@ -46,7 +54,11 @@ fn commands_not_built_yet_say_so_and_exit_2() {
     ] {
         let out = nodelet(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&out).contains("not built yet"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not built yet"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -54,7 +66,11 @@ fn commands_not_built_yet_say_so_and_exit_2() {
 fn an_explicit_config_that_does_not_exist_is_an_error() {
     let out = nodelet(&["--config", "/nonexistent/config.toml", "version"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/config.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/config.toml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
