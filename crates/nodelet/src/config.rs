@@ -13,7 +13,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "read by the image service and the runtime as they land")
+    expect(
+        dead_code,
+        reason = "read by the image service and the runtime as they land"
+    )
 )]
 pub struct Config {
     /// Handler used when a pod names no RuntimeClass.
