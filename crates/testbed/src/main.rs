@@ -45,6 +45,8 @@ fn main() -> ExitCode {
 }
 
 fn up(dir: PathBuf, contents: Contents) -> Result<(), nodelet_testbed::Error> {
+    // bed.json is read by tests running in other directories.
+    let dir = std::path::absolute(dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;
