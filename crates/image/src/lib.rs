@@ -9,6 +9,11 @@
 //! policy and the credentials they are allowed to use; it never reads secrets on its own and
 //! never runs a credential helper named by pod data.
 
+pub mod digest;
 pub mod keyring;
+pub mod oci;
 pub mod pull_policy;
 pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;

@@ -1,0 +1,1 @@
+//! Filesystem operations resolved inside a root (being written).
