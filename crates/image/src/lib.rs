@@ -10,8 +10,12 @@
 //! never runs a credential helper named by pod data.
 
 pub mod digest;
+pub mod gc;
+pub mod images;
 pub mod keyring;
+pub mod layout;
 pub mod oci;
+pub mod pull;
 pub mod pull_policy;
 pub mod reference;
 pub mod registry;

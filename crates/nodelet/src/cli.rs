@@ -49,7 +49,10 @@ pub enum Command {
         file: PathBuf,
     },
     /// Manage the node's images: pull, list, inspect, remove.
-    Images,
+    Images {
+        #[command(subcommand)]
+        command: crate::images::ImagesCommand,
+    },
     /// Join a Kubernetes API server (nodelet's or an upstream cluster's) as a node.
     Agent,
     /// Print nodelet's version and the Kubernetes version it serves.
@@ -58,7 +61,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let explicit_config = cli.config != std::path::Path::new(Config::DEFAULT_PATH);
-    let _config = Config::load(&cli.config, explicit_config)?;
+    let config = Config::load(&cli.config, explicit_config)?;
     match cli.command {
         Command::Version => {
             println!(
@@ -70,7 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => not_built("serve", 6),
         Command::Run { .. } => not_built("run", 5),
-        Command::Images => not_built("images", 3),
+        Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
         Command::Agent => not_built("agent", 6),
     }
 }

@@ -11,22 +11,23 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "read by the image service and the runtime as they land"
-    )
-)]
 pub struct Config {
     /// Handler used when a pod names no RuntimeClass.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the runtime's handler table")
+    )]
     pub default_runtime: Option<String>,
     /// RuntimeClass handlers by name.
     #[serde(default)]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the runtime's handler table")
+    )]
     pub runtimes: BTreeMap<String, toml::Table>,
     /// Per-registry settings (insecure, CA file, mirrors) by `host[:port]`.
     #[serde(default)]
-    pub registries: BTreeMap<String, toml::Table>,
+    pub registries: BTreeMap<String, nodelet_image::registry::RegistrySettings>,
 }
 
 impl Config {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod images;
 
 use std::process::ExitCode;
 

@@ -49,7 +49,6 @@ fn commands_not_built_yet_say_so_and_exit_2() {
     for args in [
         &["serve"][..],
         &["agent"][..],
-        &["images"][..],
         &["run", "-f", "pod.yaml"][..],
     ] {
         let out = nodelet(args);

@@ -15,6 +15,7 @@
 //! **May not:** be a dependency of anything but tests, benchmarks and the demo script.
 
 mod cache;
+pub mod fault_proxy;
 pub mod images;
 mod pki;
 mod registry;

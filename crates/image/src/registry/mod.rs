@@ -179,10 +179,25 @@ impl RegistryClient {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let path = format!("/v2/{}/manifests/{reference}", repo.repository);
-        let (response, endpoint) = self.send(repo, &what, &path, &headers, credential).await?;
-        let media_type = header_str(&response, header::CONTENT_TYPE);
-        let header_digest = header_str(&response, "docker-content-digest");
-        let bytes = read_document(response, &endpoint, &what, self.options.read_timeout).await?;
+        let mut interruptions = 0u32;
+        let (bytes, media_type, header_digest, endpoint) = loop {
+            let (response, endpoint) = self.send(repo, &what, &path, &headers, credential).await?;
+            let media_type = header_str(&response, header::CONTENT_TYPE);
+            let header_digest = header_str(&response, "docker-content-digest");
+            match read_document(response, &endpoint, &what, self.options.read_timeout).await {
+                Ok(bytes) => break (bytes, media_type, header_digest, endpoint),
+                // The body broke off or stalled: a transport failure, retried like one.
+                Err(err @ RegistryError::Unreachable { .. }) => {
+                    interruptions += 1;
+                    if interruptions >= self.options.max_attempts {
+                        return Err(err);
+                    }
+                    tracing::debug!(%what, error = %err, "retrying manifest download");
+                    tokio::time::sleep(self.backoff(interruptions - 1)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         let expected = match Digest::parse(reference) {
             Ok(digest) => Some(digest),
             Err(_) => Digest::parse(&header_digest).ok(),
@@ -437,15 +452,22 @@ impl RegistryClient {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(err) => {
-                    let cause = error_chain(&err);
+                    let mut cause = error_chain(&err);
                     if is_tls_error(&cause) {
+                        if cause.contains("InvalidContentType")
+                            && endpoint.base_url.starts_with("https://")
+                        {
+                            cause.push_str(" (the server does not speak TLS: if it is a plain-HTTP registry, configure it insecure)");
+                        }
                         return Err(RegistryError::Tls {
                             registry: endpoint.host.clone(),
                             cause,
                         });
                     }
                     attempt += 1;
-                    if attempt >= self.options.max_attempts {
+                    // A mirror that cannot be reached is skipped at once: the next endpoint,
+                    // not a back-off, is the remedy.
+                    if attempt >= self.options.max_attempts || endpoint.is_mirror {
                         return Err(RegistryError::Unreachable {
                             registry: endpoint.host.clone(),
                             cause,
@@ -795,18 +817,17 @@ async fn read_document(
     {
         return Err(invalid(format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
     }
+    let broken = |cause: String| RegistryError::Unreachable {
+        registry: endpoint.host.clone(),
+        cause: format!("reading {what}: {cause}"),
+    };
     let mut bytes = Vec::new();
     let mut body = response.bytes_stream();
     loop {
         match tokio::time::timeout(timeout, body.next()).await {
-            Err(_) => return Err(invalid(format!("no data for {timeout:?}"))),
+            Err(_) => return Err(broken(format!("no data for {timeout:?}"))),
             Ok(None) => return Ok(bytes),
-            Ok(Some(Err(err))) => {
-                return Err(RegistryError::Unreachable {
-                    registry: endpoint.host.clone(),
-                    cause: error_chain(&err),
-                });
-            }
+            Ok(Some(Err(err))) => return Err(broken(error_chain(&err))),
             Ok(Some(Ok(chunk))) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
@@ -891,6 +912,8 @@ fn is_tls_error(cause: &str) -> bool {
         "unknownissuer",
         "unknown issuer",
         "invalidcertificate",
+        // An HTTPS request to a plain-HTTP port: the answer is not a TLS record.
+        "received corrupt message",
     ]
     .iter()
     .any(|needle| lower.contains(needle))
