@@ -82,7 +82,10 @@ fn busybox_layer() {
     let root = tmp.path().join("0");
     let sh = fs::symlink_metadata(root.join("bin/sh")).unwrap();
     assert!(sh.is_symlink());
-    assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
+    assert_eq!(
+        fs::read_link(root.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
     let busybox = fs::symlink_metadata(root.join("bin/busybox")).unwrap();
     assert!(busybox.is_file());
     assert_eq!(busybox.mode() & 0o7777, 0o755);
@@ -101,7 +104,11 @@ fn busybox_layer() {
             .unwrap()
             .starts_with("root:x:0:0:")
     );
-    assert!(stats[0].symlinks >= 30 && stats[0].files >= 3, "{:?}", stats[0]);
+    assert!(
+        stats[0].symlinks >= 30 && stats[0].files >= 3,
+        "{:?}",
+        stats[0]
+    );
 }
 
 #[test]
@@ -124,7 +131,10 @@ fn whiteout_image() {
         fs::read(upper.join("data/opaque/new")).unwrap(),
         b"only file left in data/opaque\n"
     );
-    assert_eq!(read_xattr(&upper.join("data"), b"trusted.overlay.opaque").unwrap(), None);
+    assert_eq!(
+        read_xattr(&upper.join("data"), b"trusted.overlay.opaque").unwrap(),
+        None
+    );
     assert_eq!((stats[2].whiteouts, stats[2].opaque_dirs), (1, 1));
     // The lower layer is untouched by the upper one: each has its own directory.
     let lower = tmp.path().join("1");
@@ -214,11 +224,17 @@ fn metadata_layer() -> Vec<u8> {
         Box::new(entry(EntryType::Directory, "bin/", "", b"", |h| {
             h.set_mtime(1_500_000_000)
         })),
-        Box::new(entry(EntryType::Regular, "bin/suid", "", b"#!/bin/sh\n", |h| {
-            h.set_mode(0o4755);
-            h.set_uid(1000);
-            h.set_gid(1000);
-        })),
+        Box::new(entry(
+            EntryType::Regular,
+            "bin/suid",
+            "",
+            b"#!/bin/sh\n",
+            |h| {
+                h.set_mode(0o4755);
+                h.set_uid(1000);
+                h.set_gid(1000);
+            },
+        )),
         Box::new(entry(EntryType::Regular, "bin/sgid", "", b"x", |h| {
             h.set_mode(0o2711);
             h.set_gid(50);
@@ -235,7 +251,13 @@ fn metadata_layer() -> Vec<u8> {
             h.set_gid(1001);
             h.set_mtime(1_300_000_000);
         })),
-        Box::new(entry(EntryType::Link, "bin/suid-link", "bin/suid", b"", |_| {})),
+        Box::new(entry(
+            EntryType::Link,
+            "bin/suid-link",
+            "bin/suid",
+            b"",
+            |_| {},
+        )),
         Box::new(|t: Tar| t.pax(&[("SCHILY.xattr.trusted.note", b"dir")])),
         Box::new(entry(EntryType::Directory, "data/", "", b"", |h| {
             h.set_mode(0o700);
@@ -249,7 +271,9 @@ fn metadata_layer() -> Vec<u8> {
             ])
         }),
         Box::new(entry(EntryType::Regular, "data/nanos", "", b"n", |_| {})),
-        Box::new(entry(EntryType::Directory, "tmp/", "", b"", |h| h.set_mode(0o1777))),
+        Box::new(entry(EntryType::Directory, "tmp/", "", b"", |h| {
+            h.set_mode(0o1777)
+        })),
         Box::new(entry(EntryType::Char, "dev/null", "", b"", |h| {
             h.set_mode(0o666);
             h.set_device_major(1).unwrap();
@@ -261,10 +285,18 @@ fn metadata_layer() -> Vec<u8> {
             h.set_device_major(7).unwrap();
             h.set_device_minor(0).unwrap();
         })),
-        Box::new(entry(EntryType::Fifo, "run/fifo", "", b"", |h| h.set_mode(0o620))),
+        Box::new(entry(EntryType::Fifo, "run/fifo", "", b"", |h| {
+            h.set_mode(0o620)
+        })),
         Box::new(entry(EntryType::Regular, "gone/.wh.file", "", b"", |_| {})),
         Box::new(entry(EntryType::Directory, "opq/", "", b"", |_| {})),
-        Box::new(entry(EntryType::Regular, "opq/.wh..wh..opq", "", b"", |_| {})),
+        Box::new(entry(
+            EntryType::Regular,
+            "opq/.wh..wh..opq",
+            "",
+            b"",
+            |_| {},
+        )),
         Box::new(entry(EntryType::Regular, "opq/kept", "", b"k", |_| {})),
     ];
     for step in steps {
@@ -286,14 +318,23 @@ fn metadata_is_kept() {
     assert_eq!((root.mode() & 0o7777, root.mtime()), (0o751, 1_200_000_000));
 
     let suid = meta("bin/suid");
-    assert_eq!((suid.mode() & 0o7777, suid.uid(), suid.gid()), (0o4755, 1000, 1000));
-    assert_eq!((suid.mtime(), suid.nlink()), (unpack_support::MTIME as i64, 2));
+    assert_eq!(
+        (suid.mode() & 0o7777, suid.uid(), suid.gid()),
+        (0o4755, 1000, 1000)
+    );
+    assert_eq!(
+        (suid.mtime(), suid.nlink()),
+        (unpack_support::MTIME as i64, 2)
+    );
     assert_eq!(meta("bin/suid-link").ino(), suid.ino());
     assert_eq!(meta("bin/sgid").mode() & 0o7777, 0o2711);
     assert_eq!(meta("bin/sgid").gid(), 50);
 
     let ping = meta("bin/ping");
-    assert_eq!((ping.uid(), ping.gid(), ping.mode() & 0o7777), (1234, 1234, 0o755));
+    assert_eq!(
+        (ping.uid(), ping.gid(), ping.mode() & 0o7777),
+        (1234, 1234, 0o755)
+    );
     assert_eq!(
         read_xattr(&bed.path("bin/ping"), b"security.capability").unwrap(),
         Some(cap_net_raw())
@@ -301,7 +342,10 @@ fn metadata_is_kept() {
 
     let sh = meta("bin/sh");
     assert!(sh.is_symlink());
-    assert_eq!((sh.uid(), sh.gid(), sh.mtime()), (1000, 1001, 1_300_000_000));
+    assert_eq!(
+        (sh.uid(), sh.gid(), sh.mtime()),
+        (1000, 1001, 1_300_000_000)
+    );
 
     // Directory times are set after their children.
     assert_eq!(meta("bin").mtime(), 1_500_000_000);
@@ -313,8 +357,14 @@ fn metadata_is_kept() {
     );
 
     let nanos = meta("data/nanos");
-    assert_eq!((nanos.mtime(), nanos.mtime_nsec()), (1_500_000_000, 123_456_789));
-    assert_eq!((nanos.atime(), nanos.atime_nsec()), (1_400_000_000, 500_000_000));
+    assert_eq!(
+        (nanos.mtime(), nanos.mtime_nsec()),
+        (1_500_000_000, 123_456_789)
+    );
+    assert_eq!(
+        (nanos.atime(), nanos.atime_nsec()),
+        (1_400_000_000, 500_000_000)
+    );
     assert_eq!(
         read_xattr(&bed.path("data/nanos"), b"user.note").unwrap(),
         Some(b"hello".to_vec())
@@ -377,7 +427,10 @@ fn streams_in_small_reads_and_through_a_pipe() {
     for (layer, compression) in [
         (tar.clone(), Compression::None),
         (gzip(&tar), Compression::Gzip),
-        (zstd::encode_all(tar.as_slice(), 3).unwrap(), Compression::Zstd),
+        (
+            zstd::encode_all(tar.as_slice(), 3).unwrap(),
+            Compression::Zstd,
+        ),
     ] {
         for asked in [compression, Compression::Detect] {
             let bed = Bed::new();
@@ -399,8 +452,13 @@ fn streams_in_small_reads_and_through_a_pipe() {
                 writer.write_all(chunk).unwrap();
             }
         });
-        let stats =
-            unpack_layer(reader, Compression::Detect, &bed.root, &UnpackLimits::default()).unwrap();
+        let stats = unpack_layer(
+            reader,
+            Compression::Detect,
+            &bed.root,
+            &UnpackLimits::default(),
+        )
+        .unwrap();
         feeder.join().unwrap();
         assert_eq!(stats.diff_id, want);
     }
@@ -410,9 +468,18 @@ fn streams_in_small_reads_and_through_a_pipe() {
 fn media_types() {
     for (media_type, want) in [
         ("application/vnd.oci.image.layer.v1.tar", Compression::None),
-        ("application/vnd.oci.image.layer.v1.tar+gzip", Compression::Gzip),
-        ("application/vnd.oci.image.layer.v1.tar+zstd", Compression::Zstd),
-        ("application/vnd.docker.image.rootfs.diff.tar.gzip", Compression::Gzip),
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Gzip,
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Zstd,
+        ),
+        (
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Gzip,
+        ),
         (
             "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
             Compression::Gzip,
@@ -427,5 +494,43 @@ fn media_types() {
     assert_eq!(
         Compression::from_media_type("application/vnd.oci.image.config.v1+json"),
         None
+    );
+}
+
+/// Many small files: the per-entry cost. Ignored by default; run with
+/// `cargo test --release -p nodelet-image --test unpack_layers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn many_small_files_throughput() {
+    const DIRS: usize = 100;
+    const FILES: usize = 500;
+    let mut tar = tar::Builder::new(Vec::new());
+    let data = vec![b'x'; 1024];
+    for d in 0..DIRS {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, format!("d{d}/"), std::io::empty())
+            .unwrap();
+        for f in 0..FILES {
+            let mut h = Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            tar.append_data(&mut h, format!("d{d}/f{f}"), data.as_slice())
+                .unwrap();
+        }
+    }
+    let layer = gzip(&tar.into_inner().unwrap());
+    let bed = Bed::new();
+    let start = Instant::now();
+    let stats = bed.unpack(&layer).unwrap();
+    let elapsed = start.elapsed();
+    eprintln!(
+        "{} entries ({:.1} MiB tar) in {:.3} s: {:.0} entries/s",
+        stats.entries,
+        stats.tar_bytes as f64 / (1 << 20) as f64,
+        elapsed.as_secs_f64(),
+        stats.entries as f64 / elapsed.as_secs_f64()
     );
 }

@@ -281,9 +281,7 @@ fn hardlink_to_host_file() {
 
 #[test]
 fn hardlink_to_dotdot() {
-    let layer = Tar::new()
-        .hardlink("s", "../outside/sentinel")
-        .bytes();
+    let layer = Tar::new().hardlink("s", "../outside/sentinel").bytes();
     let (_, err) = rejects(&layer, "s", hardlink_target);
     assert!(err.to_string().contains("`..`"), "{err}");
 }
@@ -292,10 +290,7 @@ fn hardlink_to_dotdot() {
 fn hardlink_to_a_symlink_pointing_outside_links_the_symlink() {
     let probe = Bed::new();
     let target = format!("{}/sentinel", probe.outside_str());
-    let layer = Tar::new()
-        .symlink("s", &target)
-        .hardlink("h", "s")
-        .bytes();
+    let layer = Tar::new().symlink("s", &target).hardlink("h", "s").bytes();
     let bed = accepts(&layer);
     let h = fs::symlink_metadata(bed.path("h")).unwrap();
     assert!(h.is_symlink());
@@ -320,7 +315,10 @@ fn hardlink_through_a_symlinked_directory_is_refused() {
 fn hardlink_to_a_directory_or_forward_or_itself() {
     let layer = Tar::new().dir("d/").hardlink("h", "d").bytes();
     rejects(&layer, "h", hardlink_target);
-    let layer = Tar::new().hardlink("h", "later").file("later", b"x").bytes();
+    let layer = Tar::new()
+        .hardlink("h", "later")
+        .file("later", b"x")
+        .bytes();
     rejects(&layer, "h", hardlink_target);
     let layer = Tar::new().file("f", b"x").hardlink("f", "f").bytes();
     rejects(&layer, "f", hardlink_target);
@@ -409,7 +407,9 @@ fn whiteout_directory_entry_with_trailing_slash() {
 #[test]
 fn whiteout_name_as_directory_component() {
     let layer = Tar::new().file("a/.wh.b/c", b"").bytes();
-    rejects(&layer, "a/.wh.b/c", |c| matches!(c, Cause::WhiteoutDirectory));
+    rejects(&layer, "a/.wh.b/c", |c| {
+        matches!(c, Cause::WhiteoutDirectory)
+    });
 }
 
 #[test]
@@ -436,7 +436,10 @@ fn whiteout_through_a_symlink_to_outside() {
 
 #[test]
 fn opaque_marker_in_a_file_or_a_symlink_to_outside() {
-    let layer = Tar::new().file("f", b"x").file("f/.wh..wh..opq", b"").bytes();
+    let layer = Tar::new()
+        .file("f", b"x")
+        .file("f/.wh..wh..opq", b"")
+        .bytes();
     rejects(&layer, "f/.wh..wh..opq", |c| {
         matches!(c, Cause::OpaqueNotDirectory(_))
     });
@@ -485,9 +488,11 @@ fn huge_declared_size() {
             h.set_size(100 << 30)
         })
         .bytes();
-    let (bed, _) = rejects(&layer, "huge", |c| {
-        matches!(c, Cause::EntryTooLarge { size, .. } if *size == 100 << 30)
-    });
+    let (bed, _) = rejects(
+        &layer,
+        "huge",
+        |c| matches!(c, Cause::EntryTooLarge { size, .. } if *size == 100 << 30),
+    );
     assert!(!bed.path("huge").exists());
 }
 
@@ -501,9 +506,12 @@ fn files_over_max_bytes() {
         .file("a", &vec![1; 600 << 10])
         .file("b", &vec![2; 600 << 10])
         .bytes();
-    rejects_with(&layer, &limits, "b", |c| {
-        matches!(c, Cause::EntryTooLarge { limit, .. } if *limit == 1 << 20)
-    });
+    rejects_with(
+        &layer,
+        &limits,
+        "b",
+        |c| matches!(c, Cause::EntryTooLarge { limit, .. } if *limit == 1 << 20),
+    );
 }
 
 #[test]
@@ -531,9 +539,12 @@ fn gzip_bomb_after_the_end_of_archive() {
         max_bytes: 8 << 20,
         ..UnpackLimits::default()
     };
-    breaks(&layer, &limits, Some("small"), |c| {
-        matches!(c, Cause::LayerTooLarge { limit } if *limit == 8 << 20)
-    });
+    breaks(
+        &layer,
+        &limits,
+        Some("small"),
+        |c| matches!(c, Cause::LayerTooLarge { limit } if *limit == 8 << 20),
+    );
 }
 
 #[test]
@@ -618,9 +629,18 @@ fn too_deep() {
 #[test]
 fn very_long_name() {
     let name = "n/".repeat(2500);
-    let layer = Tar::new().long_name(name.as_bytes()).file("short", b"").bytes();
+    let layer = Tar::new()
+        .long_name(name.as_bytes())
+        .file("short", b"")
+        .bytes();
     rejects(&layer, &name, |c| {
-        matches!(c, Cause::NameTooLong { len: 5000, limit: 4096 })
+        matches!(
+            c,
+            Cause::NameTooLong {
+                len: 5000,
+                limit: 4096
+            }
+        )
     });
 }
 
@@ -719,7 +739,9 @@ fn unknown_entry_types() {
     let layer = Tar::new()
         .raw(EntryType::new(b'V'), "volume", "", b"")
         .bytes();
-    let (_, err) = rejects(&layer, "volume", |c| matches!(c, Cause::UnsupportedType(b'V')));
+    let (_, err) = rejects(&layer, "volume", |c| {
+        matches!(c, Cause::UnsupportedType(b'V'))
+    });
     assert!(err.to_string().contains("volume header"), "{err}");
     let layer = Tar::new().raw(EntryType::new(b'Z'), "z", "", b"").bytes();
     rejects(&layer, "z", |c| matches!(c, Cause::UnsupportedType(b'Z')));
@@ -738,7 +760,13 @@ fn truncated_in_file_data() {
     let tar = Tar::new().file("big", &vec![7u8; 10_000]).bytes();
     let cut = &tar[..512 + 5_000];
     rejects(cut, "big", |c| {
-        matches!(c, Cause::Truncated { got: 5_000, expected: 10_000 })
+        matches!(
+            c,
+            Cause::Truncated {
+                got: 5_000,
+                expected: 10_000
+            }
+        )
     });
 }
 
@@ -812,8 +840,13 @@ fn truncated_gzip() {
 fn declared_gzip_that_is_not() {
     let tar = Tar::new().file("a", b"x").bytes();
     let bed = Bed::new();
-    let err = unpack_layer(tar.as_slice(), Compression::Gzip, &bed.root, &UnpackLimits::default())
-        .expect_err("not gzip");
+    let err = unpack_layer(
+        tar.as_slice(),
+        Compression::Gzip,
+        &bed.root,
+        &UnpackLimits::default(),
+    )
+    .expect_err("not gzip");
     assert!(matches!(err.cause(), Cause::Decompress(_)), "{err}");
     assert_eq!(err.after_entry(), None);
     bed.assert_outside_unchanged();
@@ -831,7 +864,9 @@ fn root_must_be_empty() {
 #[test]
 fn unreadable_directory_modes_are_kept() {
     let layer = Tar::new()
-        .raw_with(EntryType::Directory, b"locked/", b"", b"", |h| h.set_mode(0))
+        .raw_with(EntryType::Directory, b"locked/", b"", b"", |h| {
+            h.set_mode(0)
+        })
         .file("locked/inside", b"x")
         .bytes();
     let bed = accepts(&layer);
@@ -848,4 +883,3 @@ fn header_of_a_gnu_entry_with_base256_size_is_parsed() {
     let h = header(EntryType::Regular, 0o644, 100 << 30);
     assert_eq!(h.entry_size().unwrap(), 100 << 30);
 }
-

@@ -15,11 +15,15 @@
 //! unpacking) can be tested against a fake. They hold no policy: which names, modes, owners or
 //! extended attributes are acceptable is the caller's business.
 //!
-//! Requirements: Linux 5.6 or later (`openat2`) and `/proc` mounted (used to change the mode
-//! and extended attributes of symbolic links and special files without following them:
-//! `/proc/self/fd/<parent>/<name>` resolves the parent through its descriptor and does not
-//! follow the final component). Changing owners, creating device nodes and setting `trusted.*`
-//! attributes need the usual capabilities (`CAP_CHOWN`, `CAP_MKNOD`, `CAP_SYS_ADMIN`).
+//! Requirements: Linux 5.6 or later (`openat2`) and `/proc` mounted. Where Linux has no
+//! no-follow `*at` call (before 6.6 and 6.13) and no descriptor can be opened safely (device
+//! nodes, fifos, symbolic links), the mode is changed through `/proc/self/fd/<O_PATH fd>`
+//! after checking the object is not a symbolic link, and extended attributes are set with
+//! `lsetxattr("/proc/self/fd/<parent>/<name>")`, which resolves the parent through its
+//! descriptor and does not follow the final component. Regular files being written and
+//! directories are changed through their own descriptors. Changing owners, creating device
+//! nodes and setting `trusted.*` attributes need the usual capabilities (`CAP_CHOWN`,
+//! `CAP_MKNOD`, `CAP_SYS_ADMIN`).
 
 mod root;
 mod xattr;

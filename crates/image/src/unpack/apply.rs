@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nodelet_sys::fs::{FsErrorKind, Kind, Metadata, Special, Timestamp, Times, TreeFs, Xattr};
+use nodelet_sys::fs::{FsErrorKind, Kind, Metadata, Special, Times, Timestamp, TreeFs, Xattr};
 use tar::EntryType;
 
 use super::names::{self, Target};
@@ -111,17 +111,13 @@ impl<'a, F: TreeFs> Applier<'a, F> {
             };
             self.name.clear();
             self.name.extend_from_slice(&entry.path_bytes());
-            if let Err(cause) = self
-                .entry(&mut entry)
-                .and_then(|()| self.drain(&mut entry))
-            {
+            if let Err(cause) = self.entry(&mut entry).and_then(|()| self.drain(&mut entry)) {
                 return Err(UnpackError::entry(&self.name, cause));
             }
             let last = last.get_or_insert_with(String::new);
             last.clear();
             last.push_str(&String::from_utf8_lossy(&self.name));
         }
-        drop(entries);
         self.set_dir_times()?;
         Ok(last)
     }

@@ -37,10 +37,11 @@
 //!   `security.`, `trusted.` and the POSIX ACLs are set, except `trusted.overlay.*` and
 //!   `user.overlay.*` (refused: they steer overlayfs) and `security.selinux` (skipped and
 //!   counted: labels are the runtime's business);
-//! - tar entry types: regular (also contiguous and GNU sparse), directory, symbolic link,
-//!   hard link, character and block devices, fifo; PAX global headers are skipped and
-//!   counted; every other type (sockets cannot be archived; GNU volume or multi-volume
-//!   headers, vendor types) is an error, as Docker and containerd do;
+//! - tar entry types: regular (also contiguous, and GNU sparse, written out in full with its
+//!   holes as zeros), directory, symbolic link, hard link (its own header metadata is
+//!   ignored: the inode is the target's), character and block devices, fifo; PAX global
+//!   headers are skipped and counted; every other type (sockets cannot be archived; GNU
+//!   volume or multi-volume headers, vendor types) is an error, as Docker and containerd do;
 //! - missing parent directories are created as `0755 root:root` (counted in
 //!   [`UnpackStats::implied_dirs`]);
 //! - limits ([`UnpackLimits`]) bound the uncompressed bytes (which catches gzip and zstd
@@ -51,6 +52,9 @@
 //!
 //! Every rejection is an [`UnpackError`] naming the entry (or the entry after which the
 //! stream broke) and the [`Cause`].
+//!
+//! The whole source is consumed on success (the end-of-archive blocks, any padding after
+//! them, the compression trailer), and the diff_id covers every uncompressed byte.
 //!
 //! On error the snapshot directory holds whatever was written so far: the caller deletes it.
 //!
@@ -411,7 +415,10 @@ fn describe_type(byte: u8) -> String {
         b'M' => "'M' (GNU multi-volume continuation)".into(),
         b'D' => "'D' (GNU dump directory)".into(),
         b'N' => "'N' (GNU old long name)".into(),
-        b'x' | b'L' | b'K' => format!("'{}' (extension header in a non-POSIX header)", byte as char),
+        b'x' | b'L' | b'K' => format!(
+            "'{}' (extension header in a non-POSIX header)",
+            byte as char
+        ),
         b if b.is_ascii_graphic() => format!("'{}'", b as char),
         b => format!("{b:#04x}"),
     }

@@ -177,7 +177,13 @@ mod tests {
         assert_eq!(c(".wh....").unwrap(), Target::Whiteout("...".into()));
         assert_eq!(c("a/.wh..wh..opq").unwrap(), Target::Opaque("a".into()));
         assert_eq!(c(".wh..wh..opq").unwrap(), Target::Opaque("".into()));
-        for bad in [".wh.", "a/.wh..", "a/.wh...", ".wh..wh.plnk", ".wh..wh..opqx"] {
+        for bad in [
+            ".wh.",
+            "a/.wh..",
+            "a/.wh...",
+            ".wh..wh.plnk",
+            ".wh..wh..opqx",
+        ] {
             assert!(
                 matches!(c(bad), Err(Cause::InvalidWhiteout { .. })),
                 "{bad}"

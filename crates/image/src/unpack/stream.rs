@@ -116,7 +116,9 @@ impl<R: Read> Read for Counted<R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                let _ = self.shared.fault(Cause::Source(io::Error::new(e.kind(), e.to_string())));
+                let _ = self
+                    .shared
+                    .fault(Cause::Source(io::Error::new(e.kind(), e.to_string())));
                 Err(e)
             }
         }
@@ -299,9 +301,18 @@ mod tests {
     fn detection() {
         let shared = Rc::new(Shared::new(u64::MAX, 1024));
         let zst = zstd::encode_all(&b"x"[..], 1).unwrap();
-        assert_eq!(open(&zst[..], Compression::Detect, &shared).unwrap().1, Compression::Zstd);
-        assert_eq!(open(&b"ab"[..], Compression::Detect, &shared).unwrap().1, Compression::None);
-        assert_eq!(open(&b""[..], Compression::Detect, &shared).unwrap().1, Compression::None);
+        assert_eq!(
+            open(&zst[..], Compression::Detect, &shared).unwrap().1,
+            Compression::Zstd
+        );
+        assert_eq!(
+            open(&b"ab"[..], Compression::Detect, &shared).unwrap().1,
+            Compression::None
+        );
+        assert_eq!(
+            open(&b""[..], Compression::Detect, &shared).unwrap().1,
+            Compression::None
+        );
     }
 
     #[test]
@@ -318,7 +329,10 @@ mod tests {
         let mut buf = [0u8; 512];
         assert_eq!(guard.read(&mut buf).unwrap(), 100);
         let err = guard.read(&mut buf).unwrap_err();
-        assert!(matches!(shared.classify(err), Cause::HeadersTooLarge { limit: 100 }));
+        assert!(matches!(
+            shared.classify(err),
+            Cause::HeadersTooLarge { limit: 100 }
+        ));
         shared.end_headers();
         assert_eq!(guard.read(&mut buf).unwrap(), 512);
     }
@@ -334,7 +348,10 @@ mod tests {
         struct Failing;
         impl Read for Failing {
             fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::new(io::ErrorKind::ConnectionReset, "peer went away"))
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "peer went away",
+                ))
             }
         }
         let shared = Rc::new(Shared::new(u64::MAX, 1024));

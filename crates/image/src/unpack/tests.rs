@@ -13,7 +13,11 @@ fn tar(entries: &[(EntryType, &str, &str, &[u8])]) -> Vec<u8> {
     for (kind, name, link, data) in entries {
         let mut h = Header::new_gnu();
         h.set_entry_type(*kind);
-        h.set_mode(if *kind == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if *kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(1000);
         h.set_size(data.len() as u64);
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
@@ -122,7 +126,12 @@ fn hardlinks_only_to_this_layers_files() {
 #[test]
 fn global_headers_are_skipped_and_entries_counted() {
     let layer = tar(&[
-        (EntryType::XGlobalHeader, "pax_global_header", "", b"9 a=bcd\n"),
+        (
+            EntryType::XGlobalHeader,
+            "pax_global_header",
+            "",
+            b"9 a=bcd\n",
+        ),
         (EntryType::Regular, "f", "", b"x"),
     ]);
     let (fs, result) = run(&layer);
@@ -137,4 +146,11 @@ fn sockets_and_unknown_types_are_errors() {
     let (_, result) = run(&layer);
     let err = result.unwrap_err();
     assert!(matches!(err.cause(), Cause::UnsupportedType(b'T')), "{err}");
+}
+
+#[test]
+fn errors_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<super::UnpackError>();
+    send_sync::<super::UnpackStats>();
 }

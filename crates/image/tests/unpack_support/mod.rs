@@ -10,9 +10,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nodelet_image::unpack::{
-    Compression, UnpackError, UnpackLimits, UnpackStats, unpack_layer,
-};
+use nodelet_image::unpack::{Compression, UnpackError, UnpackLimits, UnpackStats, unpack_layer};
 use tar::{EntryType, Header};
 
 pub const MTIME: u64 = 1_600_000_000;
@@ -56,7 +54,11 @@ impl Tar {
         data: &[u8],
         edit: impl FnOnce(&mut Header),
     ) -> Tar {
-        let mode = if kind == EntryType::Directory { 0o755 } else { 0o644 };
+        let mode = if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        };
         let mut h = header(kind, mode, data.len() as u64);
         assert!(name.len() <= 100 && link.len() <= 100);
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
@@ -80,9 +82,13 @@ impl Tar {
     }
 
     pub fn symlink(self, name: &str, target: &str) -> Tar {
-        self.raw_with(EntryType::Symlink, name.as_bytes(), target.as_bytes(), b"", |h| {
-            h.set_mode(0o777)
-        })
+        self.raw_with(
+            EntryType::Symlink,
+            name.as_bytes(),
+            target.as_bytes(),
+            b"",
+            |h| h.set_mode(0o777),
+        )
     }
 
     pub fn hardlink(self, name: &str, target: &str) -> Tar {
@@ -253,7 +259,10 @@ fn walk(base: &Path, dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, String
             s += &format!(" -> {:?}", fs::read_link(path).unwrap());
         } else if m.is_file() {
             let mut data = Vec::new();
-            fs::File::open(path).unwrap().read_to_end(&mut data).unwrap();
+            fs::File::open(path)
+                .unwrap()
+                .read_to_end(&mut data)
+                .unwrap();
             s += &format!(" {}", sha256(&data));
         }
         s
@@ -280,10 +289,17 @@ fn walk(base: &Path, dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, String
 pub fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn go(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for path in entries {
-            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let m = fs::symlink_metadata(&path).unwrap();
             out.push(rel);
             if m.is_dir() {

@@ -480,3 +480,253 @@ mod tests {
         assert!(s("a/.").is_err());
     }
 }
+
+/// Against real temporary directories; needs root (owners, device nodes, `trusted.*`).
+#[cfg(test)]
+mod real {
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    use super::*;
+    use crate::fs::{FsErrorKind, Timestamp, read_xattr};
+
+    struct Bed {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+        dir: RootDir,
+    }
+
+    fn bed() -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("file"), b"outside").unwrap();
+        let dir = RootDir::open(&root).unwrap();
+        Bed {
+            _tmp: tmp,
+            root,
+            outside,
+            dir,
+        }
+    }
+
+    fn meta(mode: u32) -> Metadata<'static> {
+        Metadata {
+            uid: 1234,
+            gid: 4321,
+            mode,
+            xattrs: &[],
+            times: Some(Times {
+                atime: Timestamp { secs: 5, nanos: 0 },
+                mtime: Timestamp { secs: 7, nanos: 9 },
+            }),
+        }
+    }
+
+    #[test]
+    fn empty_and_kinds() {
+        let mut b = bed();
+        assert!(b.dir.is_empty().unwrap());
+        assert_eq!(b.dir.kind(Path::new("")).unwrap(), Some(Kind::Dir));
+        assert_eq!(b.dir.kind(Path::new("missing/deeper")).unwrap(), None);
+        b.dir.mkdir(Path::new("d")).unwrap();
+        b.dir.create_file(Path::new("d/f")).unwrap();
+        assert!(!b.dir.is_empty().unwrap());
+        assert_eq!(b.dir.kind(Path::new("d/f")).unwrap(), Some(Kind::File));
+        let err = b.dir.kind(Path::new("d/f/x")).unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::NotADirectory);
+    }
+
+    #[test]
+    fn symlinks_on_the_way_resolve_inside() {
+        let mut b = bed();
+        let outside = b.outside.clone();
+        b.dir
+            .symlink(Path::new("abs"), outside.as_os_str())
+            .unwrap();
+        b.dir
+            .symlink(Path::new("up"), OsStr::new("../../.."))
+            .unwrap();
+        b.dir.symlink(Path::new("slash"), OsStr::new("/")).unwrap();
+        let err = b.dir.create_file(Path::new("abs/file")).unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::NotFound);
+        b.dir
+            .create_file(Path::new("up/x"))
+            .unwrap()
+            .write_all(b"x")
+            .unwrap();
+        b.dir.mkdir(Path::new("slash/etc")).unwrap();
+        assert!(b.root.join("x").is_file());
+        assert!(b.root.join("etc").is_dir());
+        assert_eq!(fs::read(b.outside.join("file")).unwrap(), b"outside");
+        assert_eq!(fs::read_dir(&b.outside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn final_symlinks_are_never_followed() {
+        let mut b = bed();
+        let target = b.outside.join("file");
+        b.dir.symlink(Path::new("s"), target.as_os_str()).unwrap();
+        let before = fs::metadata(&target).unwrap();
+        // Creating over it fails instead of writing through it.
+        assert_eq!(
+            b.dir.create_file(Path::new("s")).unwrap_err().kind(),
+            FsErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            b.dir.mkdir(Path::new("s")).unwrap_err().kind(),
+            FsErrorKind::AlreadyExists
+        );
+        // Metadata for a "file" that is really a symlink: owner and times land on the link,
+        // the mode change is refused.
+        let err = b
+            .dir
+            .set_metadata(Path::new("s"), Kind::File, &meta(0o777))
+            .unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::SymlinkLoop);
+        b.dir
+            .set_metadata(Path::new("s"), Kind::Symlink, &meta(0o777))
+            .unwrap();
+        b.dir.set_xattr(Path::new("s"), b"trusted.t", b"v").unwrap();
+        b.dir
+            .set_times(Path::new("s"), meta(0).times.unwrap())
+            .unwrap();
+        let link = fs::symlink_metadata(b.root.join("s")).unwrap();
+        assert_eq!((link.uid(), link.gid(), link.mtime()), (1234, 4321, 7));
+        assert_eq!(
+            read_xattr(&b.root.join("s"), b"trusted.t").unwrap(),
+            Some(b"v".to_vec())
+        );
+        let after = fs::metadata(&target).unwrap();
+        assert_eq!(
+            (
+                before.mode(),
+                before.uid(),
+                before.mtime(),
+                before.mtime_nsec()
+            ),
+            (after.mode(), after.uid(), after.mtime(), after.mtime_nsec())
+        );
+        assert_eq!(read_xattr(&target, b"trusted.t").unwrap(), None);
+        // Removing it removes the link only.
+        b.dir.remove_all(Path::new("s")).unwrap();
+        assert!(target.is_file());
+    }
+
+    #[test]
+    fn remove_all_keeps_what_links_point_to() {
+        let mut b = bed();
+        b.dir.mkdir(Path::new("d")).unwrap();
+        b.dir.mkdir(Path::new("d/e")).unwrap();
+        b.dir.create_file(Path::new("d/e/f")).unwrap();
+        symlink(&b.outside, b.root.join("d/e/out")).unwrap();
+        b.dir.remove_all(Path::new("d")).unwrap();
+        assert!(!b.root.join("d").exists());
+        assert!(b.outside.join("file").is_file());
+    }
+
+    #[test]
+    fn hardlink_targets_resolve_inside() {
+        let mut b = bed();
+        b.dir.symlink(Path::new("etc"), OsStr::new("/etc")).unwrap();
+        // `etc` -> `/etc` is `etc` itself inside the root: a loop, not the host's file.
+        let err = b
+            .dir
+            .hardlink(Path::new("p"), Path::new("etc/passwd"))
+            .unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::SymlinkLoop);
+        b.dir.symlink(Path::new("host"), OsStr::new("/")).unwrap();
+        let err = b
+            .dir
+            .hardlink(Path::new("p"), Path::new("host/etc/passwd"))
+            .unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::SymlinkLoop);
+        b.dir
+            .symlink(Path::new("o"), b.outside.as_os_str())
+            .unwrap();
+        let err = b
+            .dir
+            .hardlink(Path::new("p"), Path::new("o/file"))
+            .unwrap_err();
+        assert_eq!(err.kind(), FsErrorKind::NotFound);
+        b.dir.create_file(Path::new("f")).unwrap();
+        b.dir.hardlink(Path::new("g"), Path::new("/f")).unwrap();
+        assert_eq!(fs::metadata(b.root.join("f")).unwrap().nlink(), 2);
+    }
+
+    #[test]
+    fn dot_and_dotdot_final_components_are_refused() {
+        let mut b = bed();
+        for path in ["..", "a/..", ".", "x/."] {
+            let err = b.dir.mkdir(Path::new(path)).unwrap_err();
+            assert_eq!(err.raw_os_error(), Errno::INVAL.raw_os_error(), "{path}");
+        }
+        assert_eq!(fs::read_dir(b.root.parent().unwrap()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn metadata_and_specials() {
+        let mut b = bed();
+        let mut f = b.dir.create_file(Path::new("suid")).unwrap();
+        f.write_all(b"#!").unwrap();
+        let caps = Xattr {
+            name: b"user.x".to_vec(),
+            value: b"1".to_vec(),
+        };
+        let xattrs = [caps];
+        let m = Metadata {
+            xattrs: &xattrs,
+            ..meta(0o4755)
+        };
+        b.dir.finish_file(Path::new("suid"), f, &m).unwrap();
+        let s = fs::metadata(b.root.join("suid")).unwrap();
+        assert_eq!((s.mode() & 0o7777, s.uid(), s.gid()), (0o4755, 1234, 4321));
+        assert_eq!((s.mtime(), s.mtime_nsec(), s.atime()), (7, 9, 5));
+
+        b.dir
+            .mknod(
+                Path::new("null"),
+                Special::CharDevice { major: 1, minor: 3 },
+            )
+            .unwrap();
+        b.dir
+            .set_metadata(Path::new("null"), Kind::CharDevice, &meta(0o666))
+            .unwrap();
+        let n = fs::symlink_metadata(b.root.join("null")).unwrap();
+        assert_eq!(
+            (n.mode() & 0o7777, n.rdev(), n.uid()),
+            (0o666, rfs::makedev(1, 3), 1234)
+        );
+
+        b.dir.mknod(Path::new("wh"), Special::Whiteout).unwrap();
+        let w = fs::symlink_metadata(b.root.join("wh")).unwrap();
+        assert_eq!((w.rdev(), w.mode() & 0o7777), (0, 0));
+
+        b.dir.mkdir(Path::new("d")).unwrap();
+        b.dir
+            .set_metadata(Path::new("d"), Kind::Dir, &meta(0o1777))
+            .unwrap();
+        b.dir
+            .set_xattr(Path::new("d"), b"trusted.overlay.opaque", b"y")
+            .unwrap();
+        assert_eq!(
+            read_xattr(&b.root.join("d"), b"trusted.overlay.opaque").unwrap(),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(
+            fs::metadata(b.root.join("d")).unwrap().mode() & 0o7777,
+            0o1777
+        );
+
+        // The root itself.
+        b.dir
+            .set_metadata(Path::new(""), Kind::Dir, &meta(0o711))
+            .unwrap();
+        let r = fs::metadata(&b.root).unwrap();
+        assert_eq!((r.mode() & 0o7777, r.mtime()), (0o711, 7));
+    }
+}

@@ -35,8 +35,8 @@ pub fn read_xattr(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>, FsError> 
 pub fn list_xattrs(path: &Path) -> Result<Vec<Vec<u8>>, FsError> {
     let op = "list extended attributes of";
     loop {
-        let size = rfs::llistxattr_query(path)
-            .map_err(|e| FsError::new(op, path, e.raw_os_error()))?;
+        let size =
+            rfs::llistxattr_query(path).map_err(|e| FsError::new(op, path, e.raw_os_error()))?;
         let mut list = vec![0u8; size];
         match rfs::llistxattr(path, &mut list[..]) {
             Ok(n) => {
