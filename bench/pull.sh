@@ -13,6 +13,9 @@ RESULTS=${1:-}
 RUNS_MEDIUM=${RUNS_MEDIUM:-10}
 RUNS_TINY=${RUNS_TINY:-20}
 RUNS_RSS=${RUNS_RSS:-3}
+# Before each benchmark, wait up to QUIET_WAIT seconds for whole-machine CPU use <= 15%
+# (shared machines); the busy % seen at the start is recorded with each row.
+QUIET_WAIT=${QUIET_WAIT:-0}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 scripts/install-deps
@@ -65,12 +68,28 @@ CTR_CLEAN="$CTR images ls -q | xargs -r $CTR images rm --sync >/dev/null; $CTR c
 MANIFEST=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="medium") | .digest' "$LAYOUT/index.json")
 FLOOR_CMD="i=0; for d in $(jq -r '.layers[].digest' "$LAYOUT/blobs/sha256/${MANIFEST#sha256:}" | tr '\n' ' '); do mkdir -p $T/floor/\$i; (curl -sf http://$REG/v2/medium/blobs/\$d | gzip -dc | tar -x -C $T/floor/\$i) & i=\$((i+1)); done; wait"
 
-bench() { # ID RUNS PREPARE COMMAND
-  hyperfine --style basic --runs "$2" --warmup 1 --prepare "$3" --export-json "$OUT/$1.json" "$4" >>"$OUT/hyperfine.log" 2>&1 \
-    || { echo "FAILED: $1 (see hyperfine.log)" >&2; return 0; }
-  jq -r --arg id "$1" '.results[0] | [$id, (.times|length), (.min*1000|round), (.median*1000|round), (.max*1000|round), ((.user+.system)*1000|round)] | @tsv' "$OUT/$1.json" | tee -a "$OUT/summary.tsv"
+cpu_busy() { # whole-machine CPU busy % over 1 s
+  local a b
+  read -r a < <(awk '/^cpu /{t=0; for (k=2; k<=NF; k++) t+=$k; print t, $5+$6}' /proc/stat)
+  sleep 1
+  read -r b < <(awk '/^cpu /{t=0; for (k=2; k<=NF; k++) t+=$k; print t, $5+$6}' /proc/stat)
+  set -- $a $b
+  echo $(( 100 * (($3 - $1) - ($4 - $2)) / ($3 - $1 > 0 ? $3 - $1 : 1) ))
+}
+wait_quiet() {
+  local waited=0 busy; busy=$(cpu_busy)
+  while [ "$busy" -gt 15 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do sleep 4; waited=$((waited + 5)); busy=$(cpu_busy); done
+  echo "$busy"
 }
 
+bench() { # ID RUNS PREPARE COMMAND
+  local busy; busy=$(wait_quiet)
+  hyperfine --style basic --runs "$2" --warmup 1 --prepare "$3" --export-json "$OUT/$1.json" "$4" >>"$OUT/hyperfine.log" 2>&1 \
+    || { echo "FAILED: $1 (see hyperfine.log)" >&2; return 0; }
+  jq -r --arg id "$1" --arg busy "$busy" '.results[0] | [$id, (.times|length), (.min*1000|round), (.median*1000|round), (.max*1000|round), ((.user+.system)*1000|round), ($busy + "%")] | @tsv' "$OUT/$1.json" | tee -a "$OUT/summary.tsv"
+}
+
+printf 'id\truns\tmin_ms\tmedian_ms\tmax_ms\tcpu_ms\tbusy_at_start\n' | tee "$OUT/summary.tsv"
 for image in medium tiny; do
   runs=$RUNS_MEDIUM; [ "$image" = tiny ] && runs=$RUNS_TINY
   bench "nodelet-$image" "$runs" "rm -rf $T/nodelet" "$NODELET images pull $REG/$image:v1"

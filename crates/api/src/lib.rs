@@ -9,8 +9,32 @@
 //!
 //! The Kubernetes version is chosen once, by the `nodelet` binary crate (k8s-openapi feature);
 //! this crate builds against whichever version that is.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`field_errors`] | field errors and their aggregate text, `Status` causes |
+//! | [`status`] | `Status` objects for API errors (422, 403, 404, 409, …) |
+//! | [`names`] | DNS labels/subdomains, qualified names, env var names, with upstream messages |
+//! | [`quantity`] | resource quantities: parse, compare, add, canonical text |
+//! | [`defaults`] | defaulting of pods and the other kinds |
+//! | [`validation`] | create/update validation with upstream field paths |
+//! | [`admission`] | pure parts of admission: RuntimeClass, AlwaysPullImages, ServiceAccount |
+//! | [`selectors`] | label and field selectors |
+//! | [`patch`] | JSON merge patch, JSON patch, strategic merge patch |
+//! | [`decode`] | server-side field validation: unknown fields of a request body |
 
 pub use k8s_openapi as k8s;
+
+pub mod admission;
+pub mod decode;
+pub mod defaults;
+pub mod field_errors;
+pub mod names;
+pub mod patch;
+pub mod quantity;
+pub mod selectors;
+pub mod status;
+pub mod validation;
 
 // The Kubernetes minor version whose API this build serves; exactly one line survives.
 k8s_openapi::k8s_if_1_33! { const KUBERNETES_MINOR: u32 = 33; }

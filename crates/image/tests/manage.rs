@@ -1,7 +1,8 @@
 //! Image management: OCI layouts round-trip with skopeo, pruning and threshold GC.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+mod service_support;
+
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,25 +13,8 @@ use nodelet_image::gc::{DiskUsage, GcPolicy};
 use nodelet_image::oci::Platform;
 use nodelet_image::pull::{ImageService, NoProgress};
 use nodelet_image::reference::Reference;
-use nodelet_image::registry::{ClientOptions, RegistryClient, RegistryHosts, RegistrySettings};
-use nodelet_image::store::ContentStore;
 use nodelet_testbed::{Bed, BedInfo};
-
-fn service(bed: &BedInfo, root: &Path) -> ImageService {
-    let mut settings = BTreeMap::new();
-    settings.insert(
-        bed.plain.host.clone(),
-        RegistrySettings {
-            insecure: true,
-            ..Default::default()
-        },
-    );
-    let hosts = RegistryHosts::new(settings, vec![bed.certs_d.clone()]);
-    ImageService::new(
-        ContentStore::open(root).unwrap(),
-        RegistryClient::new(hosts, ClientOptions::default()),
-    )
-}
+use service_support::service;
 
 async fn pull(
     images: &ImageService,

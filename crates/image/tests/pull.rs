@@ -1,5 +1,7 @@
 //! Pulling real images from the test bed's registries into a real content store.
 
+mod service_support;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -14,23 +16,8 @@ use nodelet_image::registry::{
     ClientOptions, RegistryClient, RegistryError, RegistryHosts, RegistrySettings,
 };
 use nodelet_image::store::ContentStore;
-use nodelet_testbed::{Bed, BedInfo};
-
-fn service(bed: &BedInfo, root: &Path) -> ImageService {
-    let mut settings = BTreeMap::new();
-    settings.insert(
-        bed.plain.host.clone(),
-        RegistrySettings {
-            insecure: true,
-            ..Default::default()
-        },
-    );
-    let hosts = RegistryHosts::new(settings, vec![bed.certs_d.clone()]);
-    ImageService::new(
-        ContentStore::open(root).unwrap(),
-        RegistryClient::new(hosts, ClientOptions::default()),
-    )
-}
+use nodelet_testbed::Bed;
+use service_support::service;
 
 fn reference(host: &str, image: &str) -> Reference {
     Reference::parse_normalized(&format!("{host}/{image}:v1")).unwrap()

@@ -7,24 +7,17 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::Context;
+use nodelet_runtime::handlers::{HandlerTable, RuntimeHandlerConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Handler used when a pod names no RuntimeClass.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the runtime's handler table")
-    )]
+    /// Handler used when a pod names no RuntimeClass (default `runc`).
     pub default_runtime: Option<String>,
-    /// RuntimeClass handlers by name.
+    /// RuntimeClass handlers by name; none means `runc` from PATH.
     #[serde(default)]
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the runtime's handler table")
-    )]
-    pub runtimes: BTreeMap<String, toml::Table>,
+    pub runtimes: BTreeMap<String, RuntimeHandlerConfig>,
     /// Per-registry settings (insecure, CA file, mirrors) by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, nodelet_image::registry::RegistrySettings>,
@@ -44,7 +37,20 @@ impl Config {
                 return Err(err).with_context(|| format!("reading config {}", path.display()));
             }
         };
-        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        // Handler names and default_runtime are checked now, not when the first pod needs them.
+        config
+            .runtime_handlers()
+            .with_context(|| format!("config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// The RuntimeClass handler table of `default_runtime` and `[runtimes.*]`.
+    pub fn runtime_handlers(
+        &self,
+    ) -> Result<HandlerTable, nodelet_runtime::handlers::HandlerError> {
+        HandlerTable::from_config(self.default_runtime.as_deref(), &self.runtimes)
     }
 }
 
@@ -92,5 +98,29 @@ insecure = true
         assert_eq!(config.default_runtime.as_deref(), Some("runc"));
         assert!(config.runtimes.contains_key("runc"));
         assert!(config.registries.contains_key("127.0.0.1:5000"));
+        let runc = &config.runtimes["runc"];
+        assert_eq!(
+            runc.runtime_path.as_deref(),
+            Some(Path::new("/usr/sbin/runc"))
+        );
+        assert_eq!(config.runtime_handlers().unwrap().default_name(), "runc");
+    }
+
+    #[test]
+    fn runtime_handler_names_and_default_are_checked_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "default_runtime = \"runc\"\n[runtimes.Runc_2]\n").unwrap();
+        let err = format!("{:#}", Config::load(&path, true).unwrap_err());
+        assert!(
+            err.contains("\"Runc_2\"") && err.contains("DNS-1123 label"),
+            "{err}"
+        );
+        std::fs::write(&path, "default_runtime = \"kata\"\n[runtimes.runc]\n").unwrap();
+        let err = format!("{:#}", Config::load(&path, true).unwrap_err());
+        assert!(err.contains("default_runtime \"kata\""), "{err}");
+        std::fs::write(&path, "[runtimes.runc]\nruntime_pth = \"/x\"\n").unwrap();
+        let err = format!("{:#}", Config::load(&path, true).unwrap_err());
+        assert!(err.contains("runtime_pth"), "{err}");
     }
 }

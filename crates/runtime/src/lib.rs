@@ -6,3 +6,24 @@
 //! (namespaces, `/etc/hosts`, CNI networking) and volumes.
 //!
 //! **May not:** talk to the API server or pull images; raw syscalls go through `nodelet-sys`.
+//!
+//! How a container comes to run:
+//! 1. [`handlers::HandlerTable`] turns the RuntimeClass handler name into a runtime
+//!    ([`oci_runtime::OciRuntime`], the OCI command-line driver);
+//! 2. [`bundle::Bundle::create`] makes the container's directory and mounts its root
+//!    filesystem ([`rootfs`]: overlayfs over the image's layer snapshots);
+//! 3. [`user::resolve`] finds the uid and gids in the image's `/etc/passwd` and `/etc/group`;
+//! 4. [`spec::generate`] turns a [`spec::ContainerSpec`] into `config.json`, which the bundle
+//!    stores with our metadata (the stop signal);
+//! 5. [`container::Container`] creates, starts, waits for, stops, execs in and deletes it.
+
+pub mod bundle;
+pub mod command;
+pub mod container;
+pub mod handlers;
+pub mod oci;
+pub mod oci_runtime;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod user;

@@ -5,4 +5,8 @@
 //!
 //! **May not:** hold policy. It does exactly the syscall it is asked for and reports the
 //! `errno` as a typed error; deciding what to mount or kill is the caller's job.
+pub mod cgroup;
+pub mod confined;
 pub mod fs;
+pub mod mount;
+pub mod process;

@@ -1,0 +1,926 @@
+//! OCI `config.json` generation from a CRI-like description of one container
+//! ([`ContainerSpec`]). Nothing comes from a template: every field is derived here from the
+//! input, with containerd's defaults for what Kubernetes leaves to the runtime (the default
+//! capability set, masked paths, the standard mounts).
+//!
+//! What is not in the OCI spec, such as the signal that stops the container, is carried in
+//! [`ContainerMetadata`], which the bundle stores beside `config.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::oci;
+use crate::signal::Signal;
+use crate::user::ResolvedUser;
+
+/// The capabilities a container has unless its security context adds or drops some
+/// (Docker's and containerd's default set).
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability Linux defines (0 to 40), in number order: what a privileged container gets.
+pub const ALL_CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths hidden from unprivileged containers (an empty file or directory is mounted over them).
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths made read-only in unprivileged containers.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The CFS period Kubernetes uses for CPU limits (100 ms).
+pub const CPU_PERIOD_US: u64 = 100_000;
+const MIN_CPU_SHARES: u64 = 2;
+const MAX_CPU_SHARES: u64 = 262_144;
+const MIN_CPU_QUOTA_US: i64 = 1_000;
+
+/// One container, as the kubelet has assembled it (CRI's `ContainerConfig` plus what the
+/// sandbox contributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The final argv (command and args already combined with the image's).
+    pub args: Vec<String>,
+    /// The final environment, `NAME=value` each.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container.
+    pub cwd: String,
+    pub user: ResolvedUser,
+    /// Set in a new UTS namespace; `None` when the container joins the sandbox's.
+    pub hostname: Option<String>,
+    pub privileged: bool,
+    pub capabilities: CapabilityChanges,
+    pub no_new_privileges: bool,
+    pub read_only_rootfs: bool,
+    pub rlimits: Vec<oci::Rlimit>,
+    /// Bind mounts (volumes, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, ...).
+    pub mounts: Vec<BindMount>,
+    pub namespaces: Namespaces,
+    /// The container's cgroup (cgroupfs form, e.g. `/kubepods/burstable/pod<uid>/<id>`);
+    /// `None` leaves the choice to the runtime.
+    pub cgroup_path: Option<String>,
+    pub resources: Resources,
+    pub oom_score_adj: Option<i32>,
+    /// What stops the container before SIGKILL (image `STOPSIGNAL` or the pod's).
+    pub stop_signal: Signal,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ContainerSpec {
+    /// A container running `args` as `user` with everything else at its usual value: private
+    /// namespaces, default capabilities, no limits, `RLIMIT_NOFILE` 1024/1024, SIGTERM.
+    pub fn new(args: Vec<String>, user: ResolvedUser) -> ContainerSpec {
+        ContainerSpec {
+            args,
+            env: Vec::new(),
+            cwd: "/".into(),
+            user,
+            hostname: None,
+            privileged: false,
+            capabilities: CapabilityChanges::default(),
+            no_new_privileges: false,
+            read_only_rootfs: false,
+            rlimits: vec![oci::Rlimit::nofile(1024, 1024)],
+            mounts: Vec::new(),
+            namespaces: Namespaces::default(),
+            cgroup_path: None,
+            resources: Resources::default(),
+            oom_score_adj: None,
+            stop_signal: Signal::TERM,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// `securityContext.capabilities`: names with or without `CAP_`, any case; `ALL` for all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapabilityChanges {
+    pub add: Vec<String>,
+    pub drop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// On the host.
+    pub source: PathBuf,
+    /// Absolute, inside the container.
+    pub destination: PathBuf,
+    pub read_only: bool,
+}
+
+/// Where a namespace of the container comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// A new one of its own.
+    #[default]
+    Private,
+    /// Join an existing one, e.g. the pod sandbox's `/proc/<pid>/ns/net` or a bind-mounted
+    /// namespace file.
+    Join(PathBuf),
+    /// The node's (hostNetwork, hostPID, hostIPC).
+    Node,
+}
+
+/// The container's namespaces (a mount namespace is always its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    pub pid: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    pub network: NamespaceMode,
+    pub cgroup: NamespaceMode,
+}
+
+impl Default for Namespaces {
+    /// Private pid, IPC, UTS and network namespaces; the node's cgroup namespace, as
+    /// containerd does on cgroup v1 hosts (on v2 it makes a private one: set `cgroup`).
+    fn default() -> Namespaces {
+        Namespaces {
+            pid: NamespaceMode::Private,
+            ipc: NamespaceMode::Private,
+            uts: NamespaceMode::Private,
+            network: NamespaceMode::Private,
+            cgroup: NamespaceMode::Node,
+        }
+    }
+}
+
+/// cgroup limits, already converted from Kubernetes quantities (see [`Resources::from_kubernetes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu_shares: Option<u64>,
+    /// Microseconds per [`CPU_PERIOD_US`].
+    pub cpu_quota_us: Option<i64>,
+    pub memory_limit_bytes: Option<i64>,
+}
+
+impl Resources {
+    /// The kubelet's conversion: requests → shares (`milli × 1024 / 1000`, at least 2: a
+    /// container without a request still gets 2), a CPU limit → a CFS quota over a 100 ms
+    /// period (at least 1 ms), a memory limit → the memory limit.
+    pub fn from_kubernetes(
+        cpu_request_milli: Option<u64>,
+        cpu_limit_milli: Option<u64>,
+        memory_limit_bytes: Option<i64>,
+    ) -> Resources {
+        let shares = cpu_request_milli
+            .map_or(MIN_CPU_SHARES, |milli| milli.saturating_mul(1024) / 1000)
+            .clamp(MIN_CPU_SHARES, MAX_CPU_SHARES);
+        let quota = cpu_limit_milli.map(|milli| {
+            let quota = milli.saturating_mul(CPU_PERIOD_US) / 1000;
+            i64::try_from(quota)
+                .unwrap_or(i64::MAX)
+                .max(MIN_CPU_QUOTA_US)
+        });
+        Resources {
+            cpu_shares: Some(shares),
+            cpu_quota_us: quota,
+            memory_limit_bytes,
+        }
+    }
+}
+
+/// What nodelet keeps about a container beside its `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMetadata {
+    pub stop_signal: Signal,
+    /// Whether killing must reach every process in the container's cgroup (`kill --all`):
+    /// when it shares a pid namespace, killing its first process does not end the others.
+    pub kill_all: bool,
+}
+
+/// The generated `config.json` and our metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedSpec {
+    pub spec: oci::Spec,
+    pub metadata: ContainerMetadata,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// containerd's wording, which users meet as a `CreateContainerError` message.
+    #[error("no command specified")]
+    NoCommand,
+    #[error("working directory {0:?} is not an absolute path")]
+    RelativeWorkingDir(String),
+    #[error("environment entry {0:?} is not NAME=value")]
+    InvalidEnv(String),
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("mount destination {0:?} is not a clean absolute path")]
+    InvalidMountDestination(PathBuf),
+    #[error("hostname {0:?} is empty or longer than 64 characters")]
+    InvalidHostname(String),
+    #[error("a hostname needs a private UTS namespace; the container joins another one")]
+    HostnameWithoutUtsNamespace,
+    #[error("{0} contains a NUL byte")]
+    NulByte(String),
+}
+
+/// Generates the OCI spec for `container`; the root filesystem is the bundle's `rootfs`.
+pub fn generate(container: &ContainerSpec) -> Result<GeneratedSpec, SpecError> {
+    validate(container)?;
+    let capabilities = capability_set(container)?;
+    let capability_list: Vec<String> = capabilities.iter().map(|c| c.to_string()).collect();
+    let process = oci::Process {
+        terminal: false,
+        user: oci::User {
+            uid: container.user.uid,
+            gid: container.user.gid,
+            additional_gids: container.user.additional_gids.clone(),
+        },
+        args: container.args.clone(),
+        env: container.env.clone(),
+        cwd: PathBuf::from(&container.cwd),
+        capabilities: oci::Capabilities {
+            bounding: capability_list.clone(),
+            effective: capability_list.clone(),
+            permitted: capability_list,
+            // Nothing inheritable or ambient: a non-root process starts without capabilities
+            // (containerd's behaviour since the CVE-2022-24769 fix).
+            inheritable: Vec::new(),
+            ambient: Vec::new(),
+        },
+        rlimits: container.rlimits.clone(),
+        no_new_privileges: container.no_new_privileges,
+        oom_score_adj: container.oom_score_adj,
+    };
+    let (masked_paths, readonly_paths) = if container.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            MASKED_PATHS.iter().map(PathBuf::from).collect(),
+            READONLY_PATHS.iter().map(PathBuf::from).collect(),
+        )
+    };
+    let spec = oci::Spec {
+        oci_version: oci::OCI_VERSION.into(),
+        root: oci::Root {
+            path: "rootfs".into(),
+            readonly: container.read_only_rootfs,
+        },
+        mounts: mounts(container),
+        process,
+        hostname: container.hostname.clone(),
+        annotations: container.annotations.clone(),
+        linux: oci::Linux {
+            namespaces: namespaces(&container.namespaces),
+            cgroups_path: container.cgroup_path.clone(),
+            resources: resources(container),
+            masked_paths,
+            readonly_paths,
+            // The runtime's default (runc: rslave). Volumes with mountPropagation will set it
+            // (youki 0.7 refuses the `r`-prefixed values runc and containerd use).
+            rootfs_propagation: None,
+        },
+    };
+    let metadata = ContainerMetadata {
+        stop_signal: container.stop_signal,
+        kill_all: container.namespaces.pid != NamespaceMode::Private,
+    };
+    Ok(GeneratedSpec { spec, metadata })
+}
+
+fn validate(container: &ContainerSpec) -> Result<(), SpecError> {
+    if container.args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    if !container.cwd.starts_with('/') {
+        return Err(SpecError::RelativeWorkingDir(container.cwd.clone()));
+    }
+    for entry in &container.env {
+        if entry
+            .split_once('=')
+            .is_none_or(|(name, _)| name.is_empty())
+        {
+            return Err(SpecError::InvalidEnv(entry.clone()));
+        }
+    }
+    let texts = container
+        .args
+        .iter()
+        .map(|a| ("an argument", a.as_str()))
+        .chain(
+            container
+                .env
+                .iter()
+                .map(|e| ("an environment entry", e.as_str())),
+        );
+    for (what, text) in texts.chain([("the working directory", container.cwd.as_str())]) {
+        if text.contains('\0') {
+            return Err(SpecError::NulByte(what.into()));
+        }
+    }
+    if let Some(hostname) = &container.hostname {
+        if hostname.is_empty() || hostname.len() > 64 {
+            return Err(SpecError::InvalidHostname(hostname.clone()));
+        }
+        if container.namespaces.uts != NamespaceMode::Private {
+            return Err(SpecError::HostnameWithoutUtsNamespace);
+        }
+    }
+    for mount in &container.mounts {
+        let clean = mount.destination.is_absolute()
+            && mount
+                .destination
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        if !clean {
+            return Err(SpecError::InvalidMountDestination(
+                mount.destination.clone(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `CAP_NET_ADMIN` from `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN`; `None` for `ALL`.
+fn capability_name(name: &str) -> Result<Option<&'static str>, SpecError> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(None);
+    }
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    ALL_CAPABILITIES
+        .iter()
+        .find(|c| **c == full)
+        .map(|c| Some(*c))
+        .ok_or_else(|| SpecError::UnknownCapability(name.to_string()))
+}
+
+/// Privileged: everything. Otherwise the defaults; dropping `ALL` empties the set before
+/// additions, adding `ALL` fills it before drops (containerd's order).
+fn capability_set(container: &ContainerSpec) -> Result<Vec<&'static str>, SpecError> {
+    if container.privileged {
+        return Ok(ALL_CAPABILITIES.to_vec());
+    }
+    let parse = |names: &[String]| -> Result<(bool, BTreeSet<&'static str>), SpecError> {
+        let mut all = false;
+        let mut set = BTreeSet::new();
+        for name in names {
+            match capability_name(name)? {
+                None => all = true,
+                Some(cap) => {
+                    set.insert(cap);
+                }
+            }
+        }
+        Ok((all, set))
+    };
+    let (add_all, add) = parse(&container.capabilities.add)?;
+    let (drop_all, drop) = parse(&container.capabilities.drop)?;
+    let mut caps: BTreeSet<&'static str> = if drop_all {
+        BTreeSet::new()
+    } else {
+        DEFAULT_CAPABILITIES.iter().copied().collect()
+    };
+    if add_all {
+        caps.extend(ALL_CAPABILITIES);
+    }
+    caps.extend(add);
+    if !drop_all {
+        caps.retain(|c| !drop.contains(c));
+    }
+    // Number order, as `capsh` and `/proc/<pid>/status` list them.
+    Ok(ALL_CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|c| caps.contains(c))
+        .collect())
+}
+
+fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> oci::Mount {
+    oci::Mount {
+        destination: destination.into(),
+        kind: kind.into(),
+        source: source.into(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+    }
+}
+
+/// The standard mounts, then the input's binds; a bind replaces a standard mount at the same
+/// place (e.g. the sandbox's `/dev/shm`). Binds are ordered parents first, so a volume inside
+/// another volume is mounted on top of it.
+fn mounts(container: &ContainerSpec) -> Vec<oci::Mount> {
+    let sys_mode = if container.privileged { "rw" } else { "ro" };
+    let mut standard = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+        ),
+    ];
+    if container.namespaces.ipc == NamespaceMode::Node {
+        // The host's message queues are not the container's to mount.
+        standard.retain(|m| m.destination != Path::new("/dev/mqueue"));
+    }
+    let replaced: BTreeSet<&Path> = container
+        .mounts
+        .iter()
+        .map(|m| m.destination.as_path())
+        .collect();
+    standard.retain(|m| !replaced.contains(m.destination.as_path()));
+    let mut binds: Vec<&BindMount> = container.mounts.iter().collect();
+    binds.sort_by_key(|m| m.destination.components().count());
+    standard.extend(binds.into_iter().map(|b| oci::Mount {
+        destination: b.destination.clone(),
+        kind: "bind".into(),
+        source: b.source.clone(),
+        options: vec![
+            "rbind".into(),
+            "rprivate".into(),
+            if b.read_only { "ro" } else { "rw" }.into(),
+        ],
+    }));
+    standard
+}
+
+fn namespaces(modes: &Namespaces) -> Vec<oci::Namespace> {
+    let mut out = vec![oci::Namespace {
+        kind: "mount".into(),
+        path: None,
+    }];
+    for (kind, mode) in [
+        ("pid", &modes.pid),
+        ("ipc", &modes.ipc),
+        ("uts", &modes.uts),
+        ("network", &modes.network),
+        ("cgroup", &modes.cgroup),
+    ] {
+        match mode {
+            NamespaceMode::Private => out.push(oci::Namespace {
+                kind: kind.into(),
+                path: None,
+            }),
+            NamespaceMode::Join(path) => out.push(oci::Namespace {
+                kind: kind.into(),
+                path: Some(path.clone()),
+            }),
+            NamespaceMode::Node => {}
+        }
+    }
+    out
+}
+
+fn resources(container: &ContainerSpec) -> oci::Resources {
+    let r = &container.resources;
+    let cpu = (r.cpu_shares.is_some() || r.cpu_quota_us.is_some()).then(|| oci::Cpu {
+        shares: r.cpu_shares,
+        quota: r.cpu_quota_us,
+        period: r.cpu_quota_us.map(|_| CPU_PERIOD_US),
+    });
+    oci::Resources {
+        // Unprivileged: deny every device; the runtime then allows its standard few
+        // (null, zero, full, random, urandom, tty, ptmx).
+        devices: vec![oci::DeviceRule {
+            allow: container.privileged,
+            access: "rwm".into(),
+        }],
+        memory: r.memory_limit_bytes.map(|limit| oci::Memory { limit }),
+        cpu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn user() -> ResolvedUser {
+        ResolvedUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+            name: Some("app".into()),
+        }
+    }
+
+    fn base() -> ContainerSpec {
+        let mut c = ContainerSpec::new(vec!["/bin/sh".into(), "-c".into(), "true".into()], user());
+        c.env = vec!["PATH=/bin".into(), "EMPTY=".into()];
+        c.cwd = "/srv/app".into();
+        c.hostname = Some("web-0".into());
+        c
+    }
+
+    fn json_of(container: &ContainerSpec) -> Value {
+        serde_json::to_value(generate(container).unwrap().spec).unwrap()
+    }
+
+    fn strings(value: &Value) -> Vec<&str> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_container() {
+        let spec = json_of(&base());
+        assert_eq!(spec["ociVersion"], "1.0.2");
+        assert_eq!(spec["root"], json!({"path": "rootfs", "readonly": false}));
+        assert_eq!(spec["hostname"], "web-0");
+        let process = &spec["process"];
+        assert_eq!(process["terminal"], false);
+        assert_eq!(process["args"], json!(["/bin/sh", "-c", "true"]));
+        assert_eq!(process["env"], json!(["PATH=/bin", "EMPTY="]));
+        assert_eq!(process["cwd"], "/srv/app");
+        assert_eq!(
+            process["user"],
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [10]})
+        );
+        assert_eq!(
+            process["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}])
+        );
+        assert_eq!(process["noNewPrivileges"], false);
+        let caps = &process["capabilities"];
+        assert_eq!(strings(&caps["bounding"]).len(), 14);
+        assert_eq!(caps["bounding"], caps["effective"]);
+        assert_eq!(caps["bounding"], caps["permitted"]);
+        assert_eq!(caps["inheritable"], json!([]));
+        assert_eq!(caps["ambient"], json!([]));
+        assert!(strings(&caps["bounding"]).contains(&"CAP_NET_BIND_SERVICE"));
+        assert!(!strings(&caps["bounding"]).contains(&"CAP_SYS_ADMIN"));
+
+        let linux = &spec["linux"];
+        let kinds: Vec<&str> = linux["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["mount", "pid", "ipc", "uts", "network"]);
+        assert!(strings(&linux["maskedPaths"]).contains(&"/proc/kcore"));
+        assert!(strings(&linux["readonlyPaths"]).contains(&"/proc/sys"));
+        assert_eq!(
+            linux["resources"]["devices"],
+            json!([{"allow": false, "access": "rwm"}])
+        );
+        assert!(linux.get("cgroupsPath").is_none());
+
+        let mounts = spec["mounts"].as_array().unwrap();
+        let destinations: Vec<&str> = mounts
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            destinations,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup"
+            ]
+        );
+        assert!(strings(&mounts[5]["options"]).contains(&"ro"));
+        assert!(spec.get("annotations").is_none());
+
+        let metadata = generate(&base()).unwrap().metadata;
+        assert_eq!(
+            metadata,
+            ContainerMetadata {
+                stop_signal: Signal::TERM,
+                kill_all: false
+            }
+        );
+    }
+
+    #[test]
+    fn privileged_gets_everything_and_nothing_masked() {
+        let mut c = base();
+        c.privileged = true;
+        let spec = json_of(&c);
+        assert_eq!(
+            strings(&spec["process"]["capabilities"]["bounding"]).len(),
+            41
+        );
+        assert!(spec["linux"].get("maskedPaths").is_none());
+        assert!(spec["linux"].get("readonlyPaths").is_none());
+        assert_eq!(
+            spec["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        assert!(strings(&spec["mounts"][5]["options"]).contains(&"rw"));
+    }
+
+    #[test]
+    fn capability_changes() {
+        let caps_of = |add: &[&str], drop: &[&str]| -> Result<Vec<&'static str>, SpecError> {
+            let mut c = base();
+            c.capabilities = CapabilityChanges {
+                add: add.iter().map(|s| s.to_string()).collect(),
+                drop: drop.iter().map(|s| s.to_string()).collect(),
+            };
+            capability_set(&c)
+        };
+        let caps = caps_of(&["NET_ADMIN", "cap_sys_time"], &["KILL", "CAP_MKNOD"]).unwrap();
+        assert!(caps.contains(&"CAP_NET_ADMIN") && caps.contains(&"CAP_SYS_TIME"));
+        assert!(!caps.contains(&"CAP_KILL") && !caps.contains(&"CAP_MKNOD"));
+        assert_eq!(caps.len(), 14);
+        assert_eq!(
+            caps_of(&["NET_BIND_SERVICE"], &["ALL"]).unwrap(),
+            ["CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(caps_of(&[], &["all"]).unwrap(), Vec::<&str>::new());
+        assert_eq!(caps_of(&["ALL"], &["SYS_ADMIN"]).unwrap().len(), 40);
+        assert_eq!(
+            caps_of(&["NET_MAGIC"], &[]).unwrap_err(),
+            SpecError::UnknownCapability("NET_MAGIC".into())
+        );
+    }
+
+    #[test]
+    fn binds_replace_standard_mounts_and_go_parents_first() {
+        let mut c = base();
+        let bind = |source: &str, destination: &str, read_only| BindMount {
+            source: source.into(),
+            destination: destination.into(),
+            read_only,
+        };
+        c.mounts = vec![
+            bind("/var/lib/pod/vol/data/cache", "/data/cache", false),
+            bind("/var/lib/pod/etc-hosts", "/etc/hosts", false),
+            bind("/var/lib/pod/vol/data", "/data", true),
+            bind("/var/lib/pod/shm", "/dev/shm", false),
+        ];
+        let spec = json_of(&c);
+        let mounts = spec["mounts"].as_array().unwrap();
+        let destinations: Vec<&str> = mounts
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            destinations,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/data",
+                "/data/cache",
+                "/etc/hosts",
+                "/dev/shm"
+            ]
+        );
+        let data = &mounts[6];
+        assert_eq!(data["type"], "bind");
+        assert_eq!(data["source"], "/var/lib/pod/vol/data");
+        assert_eq!(data["options"], json!(["rbind", "rprivate", "ro"]));
+        c.mounts = vec![bind("/x", "/data/../etc", false)];
+        assert!(matches!(
+            generate(&c),
+            Err(SpecError::InvalidMountDestination(_))
+        ));
+    }
+
+    #[test]
+    fn joined_and_node_namespaces() {
+        let mut c = base();
+        c.hostname = None;
+        c.namespaces = Namespaces {
+            pid: NamespaceMode::Join("/proc/42/ns/pid".into()),
+            ipc: NamespaceMode::Node,
+            uts: NamespaceMode::Join("/proc/42/ns/uts".into()),
+            network: NamespaceMode::Join("/run/netns/pod".into()),
+            cgroup: NamespaceMode::Node,
+        };
+        let generated = generate(&c).unwrap();
+        let spec = serde_json::to_value(&generated.spec).unwrap();
+        assert_eq!(
+            spec["linux"]["namespaces"],
+            json!([
+                {"type": "mount"},
+                {"type": "pid", "path": "/proc/42/ns/pid"},
+                {"type": "uts", "path": "/proc/42/ns/uts"},
+                {"type": "network", "path": "/run/netns/pod"},
+            ])
+        );
+        assert!(
+            generated.metadata.kill_all,
+            "a shared pid namespace needs kill --all"
+        );
+        assert!(
+            !spec["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/dev/mqueue")
+        );
+        c.hostname = Some("web-0".into());
+        assert_eq!(
+            generate(&c).unwrap_err(),
+            SpecError::HostnameWithoutUtsNamespace
+        );
+    }
+
+    #[test]
+    fn resources_from_requests_and_limits() {
+        assert_eq!(
+            Resources::from_kubernetes(Some(250), Some(500), Some(64 << 20)),
+            Resources {
+                cpu_shares: Some(256),
+                cpu_quota_us: Some(50_000),
+                memory_limit_bytes: Some(64 << 20)
+            }
+        );
+        assert_eq!(
+            Resources::from_kubernetes(None, None, None).cpu_shares,
+            Some(2)
+        );
+        assert_eq!(
+            Resources::from_kubernetes(Some(1), Some(1), None).cpu_quota_us,
+            Some(1_000)
+        );
+        let mut c = base();
+        c.resources = Resources::from_kubernetes(Some(100), Some(200), Some(1 << 30));
+        c.cgroup_path = Some("/kubepods/pod1/c1".into());
+        let spec = json_of(&c);
+        assert_eq!(spec["linux"]["cgroupsPath"], "/kubepods/pod1/c1");
+        assert_eq!(
+            spec["linux"]["resources"]["cpu"],
+            json!({"shares": 102, "quota": 20_000, "period": 100_000})
+        );
+        assert_eq!(
+            spec["linux"]["resources"]["memory"],
+            json!({"limit": 1 << 30})
+        );
+    }
+
+    #[test]
+    fn invalid_inputs_are_named() {
+        let mut c = base();
+        c.args.clear();
+        assert_eq!(
+            generate(&c).unwrap_err().to_string(),
+            "no command specified"
+        );
+        let mut c = base();
+        c.cwd = "srv".into();
+        assert_eq!(
+            generate(&c).unwrap_err(),
+            SpecError::RelativeWorkingDir("srv".into())
+        );
+        let mut c = base();
+        c.env.push("=oops".into());
+        assert_eq!(
+            generate(&c).unwrap_err(),
+            SpecError::InvalidEnv("=oops".into())
+        );
+        let mut c = base();
+        c.hostname = Some("x".repeat(65));
+        assert!(matches!(generate(&c), Err(SpecError::InvalidHostname(_))));
+    }
+
+    #[test]
+    fn read_only_rootfs_stop_signal_and_annotations() {
+        let mut c = base();
+        c.read_only_rootfs = true;
+        c.no_new_privileges = true;
+        c.stop_signal = Signal::parse("SIGUSR1").unwrap();
+        c.annotations
+            .insert("io.kubernetes.pod.name".into(), "web-0".into());
+        let generated = generate(&c).unwrap();
+        let spec = serde_json::to_value(&generated.spec).unwrap();
+        assert_eq!(spec["root"]["readonly"], true);
+        assert_eq!(spec["process"]["noNewPrivileges"], true);
+        assert_eq!(
+            spec["annotations"],
+            json!({"io.kubernetes.pod.name": "web-0"})
+        );
+        assert_eq!(
+            serde_json::to_value(&generated.metadata).unwrap(),
+            json!({"stop_signal": "SIGUSR1", "kill_all": false})
+        );
+        // The stop signal is ours, not the OCI spec's.
+        assert!(
+            !serde_json::to_string(&generated.spec)
+                .unwrap()
+                .contains("SIGUSR1")
+        );
+    }
+}
