@@ -40,7 +40,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the Kubernetes API server, scheduler and kubelet in one process; `kubectl` talks
     /// to it through the kubeconfig it writes.
-    Serve,
+    Serve(crate::serve::ServeArgs),
     /// Run one pod from a YAML file with no server: events and logs on the terminal, Ctrl-C
     /// terminates the pod gracefully.
     Run {
@@ -71,7 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => not_built("serve", 6),
+        Command::Serve(args) => crate::serve::run(args),
         Command::Run { .. } => not_built("run", 5),
         Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
         Command::Agent => not_built("agent", 6),

@@ -46,11 +46,7 @@ fn version_names_the_kubernetes_version() {
 
 #[test]
 fn commands_not_built_yet_say_so_and_exit_2() {
-    for args in [
-        &["serve"][..],
-        &["agent"][..],
-        &["run", "-f", "pod.yaml"][..],
-    ] {
+    for args in [&["agent"][..], &["run", "-f", "pod.yaml"][..]] {
         let out = nodelet(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
