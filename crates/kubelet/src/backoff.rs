@@ -43,7 +43,10 @@ pub enum RestartDecision {
     Restart,
     /// Keep it waiting with `CrashLoopBackOff`; `delay` is the current window, `remaining`
     /// how long until it ends.
-    Wait { delay: Duration, remaining: Duration },
+    Wait {
+        delay: Duration,
+        remaining: Duration,
+    },
 }
 
 impl Default for CrashLoopBackOff {
@@ -151,7 +154,8 @@ impl CrashLoopBackOff {
     /// Drops entries not updated for more than twice the cap (run from housekeeping).
     pub fn gc(&mut self, now: Timestamp) {
         let limit = self.max * 2;
-        self.entries.retain(|_, e| since(e.last_update, now) <= limit);
+        self.entries
+            .retain(|_, e| since(e.last_update, now) <= limit);
     }
 }
 
@@ -214,7 +218,9 @@ pub enum LastSeen {
     Running,
     /// Created but never ran, or a state the runtime could not report: restart.
     CreatedOrUnknown,
-    Exited { exit_code: i32 },
+    Exited {
+        exit_code: i32,
+    },
 }
 
 /// §8.7 (`ShouldContainerBeRestarted`, M): never while the pod is being deleted; start a
@@ -271,7 +277,10 @@ mod tests {
 
     #[test]
     fn delays_double_to_the_cap() {
-        assert_eq!(simulate(&[1; 9]), vec![0, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(
+            simulate(&[1; 9]),
+            vec![0, 10, 20, 40, 80, 160, 300, 300, 300]
+        );
     }
 
     #[test]
@@ -326,13 +335,28 @@ mod tests {
     #[test]
     fn messages() {
         let cases = [
-            (10, "back-off 10s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)"),
-            (20, "back-off 20s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)"),
-            (80, "back-off 1m20s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)"),
-            (300, "back-off 5m0s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)"),
+            (
+                10,
+                "back-off 10s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)",
+            ),
+            (
+                20,
+                "back-off 20s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)",
+            ),
+            (
+                80,
+                "back-off 1m20s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)",
+            ),
+            (
+                300,
+                "back-off 5m0s restarting failed container=main pod=lifecycle-crashloop_default(f3d9379b-aaaa)",
+            ),
         ];
         for (secs, want) in cases {
-            assert_eq!(crash_loop_message(Duration::from_secs(secs), "main", &pod()), want);
+            assert_eq!(
+                crash_loop_message(Duration::from_secs(secs), "main", &pod()),
+                want
+            );
         }
         let e = back_off_event("main", &pod());
         assert_eq!(e.reason, "BackOff");
@@ -374,7 +398,11 @@ mod tests {
             (Always, NotStarted, true, false),
         ];
         for (policy, last, deleting, want) in cases {
-            assert_eq!(should_restart(policy, last, deleting), want, "{policy:?} {last:?} {deleting}");
+            assert_eq!(
+                should_restart(policy, last, deleting),
+                want,
+                "{policy:?} {last:?} {deleting}"
+            );
         }
         let mut p = pod();
         assert_eq!(RestartPolicy::of(&p), Always);

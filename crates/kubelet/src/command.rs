@@ -78,12 +78,15 @@ pub fn process_args(
 /// The working directory: the container's `workingDir`, else the image's `WorkingDir`, else
 /// `/` (the OCI default).
 pub fn working_dir(container: &Container, image: &ContainerConfig) -> String {
-    [container.working_dir.as_deref(), image.working_dir.as_deref()]
-        .into_iter()
-        .flatten()
-        .find(|d| !d.is_empty())
-        .unwrap_or("/")
-        .to_owned()
+    [
+        container.working_dir.as_deref(),
+        image.working_dir.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|d| !d.is_empty())
+    .unwrap_or("/")
+    .to_owned()
 }
 
 /// Who the process runs as, for the runtime to resolve in the image's `/etc/passwd`:
@@ -161,7 +164,14 @@ mod tests {
     #[test]
     fn combines_like_containerd() {
         let agnhost = image(Some(&["/agnhost"]), Some(&["pause"]));
-        let cases: Vec<(&[&str], &[&str], ContainerConfig, Result<&[&str], CommandError>)> = vec![
+        // (command, args, image, argv)
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [&'a str],
+            ContainerConfig,
+            Result<&'a [&'a str], CommandError>,
+        );
+        let cases: Vec<Case> = vec![
             // the e2e "Containers" cases
             (&[], &[], agnhost.clone(), Ok(&["/agnhost", "pause"])),
             (
@@ -179,12 +189,22 @@ mod tests {
             (&["/agnhost-2"], &[], agnhost.clone(), Ok(&["/agnhost-2"])),
             // image without an entrypoint, and the [""] entrypoint
             (&[], &[], image(None, Some(&["sh"])), Ok(&["sh"])),
-            (&[], &[], image(Some(&[""]), Some(&["sh", "-c", "true"])), Ok(&["sh", "-c", "true"])),
+            (
+                &[],
+                &[],
+                image(Some(&[""]), Some(&["sh", "-c", "true"])),
+                Ok(&["sh", "-c", "true"]),
+            ),
             (&[], &["x"], image(Some(&[""]), Some(&["sh"])), Ok(&["x"])),
             (&[], &[], image(Some(&["/init"]), None), Ok(&["/init"])),
             // nothing to run
             (&[], &[], image(None, None), Err(CommandError::NoCommand)),
-            (&[], &[], image(Some(&[""]), Some(&[])), Err(CommandError::NoCommand)),
+            (
+                &[],
+                &[],
+                image(Some(&[""]), Some(&[])),
+                Err(CommandError::NoCommand),
+            ),
         ];
         for (command, args, img, want) in cases {
             let got = process_args(&strings(command), &strings(args), &img);
@@ -200,12 +220,19 @@ mod tests {
             ("LATER".to_owned(), "later".to_owned()),
         ];
         let c = Container {
-            command: Some(strings(&["sh", "-c", "TEST_VAR=wrong echo \"$(TEST_VAR)\""])),
+            command: Some(strings(&[
+                "sh",
+                "-c",
+                "TEST_VAR=wrong echo \"$(TEST_VAR)\"",
+            ])),
             args: Some(strings(&["$(LATER)", "$$(TEST_VAR)", "$(PATH)"])),
             ..Container::default()
         };
         let (command, args) = expand_command_and_args(&c, &env);
-        assert_eq!(command, strings(&["sh", "-c", "TEST_VAR=wrong echo \"test-value\""]));
+        assert_eq!(
+            command,
+            strings(&["sh", "-c", "TEST_VAR=wrong echo \"test-value\""])
+        );
         assert_eq!(args, strings(&["later", "$(TEST_VAR)", "$(PATH)"]));
     }
 
@@ -250,7 +277,10 @@ mod tests {
         );
         pod.spec = None;
         c.security_context = None;
-        assert_eq!(user_request(&pod, &c, &img).unwrap(), UserRequest::image("nobody"));
+        assert_eq!(
+            user_request(&pod, &c, &img).unwrap(),
+            UserRequest::image("nobody")
+        );
         c.security_context = Some(SecurityContext {
             run_as_user: Some(-1),
             ..SecurityContext::default()

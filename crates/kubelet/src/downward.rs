@@ -106,7 +106,9 @@ pub fn pod_field_value(
         "status.hostIP" | "status.hostIPs" => {
             let ips = host_ips().map_err(DownwardError::HostIps)?;
             let Some(first) = ips.first() else {
-                return Err(DownwardError::HostIps("node has no IP addresses".to_owned()));
+                return Err(DownwardError::HostIps(
+                    "node has no IP addresses".to_owned(),
+                ));
             };
             return Ok(if path == "status.hostIP" {
                 first.clone()
@@ -204,7 +206,7 @@ pub fn limits_for_downward_api(
         .and_then(|s| s.resources.as_ref())
         .and_then(|r| r.limits.as_ref());
     for name in DEFAULTED_FROM_ALLOCATABLE {
-        let unset = limits.get(name).is_none_or(|q| is_zero(q));
+        let unset = limits.get(name).is_none_or(is_zero);
         if !unset {
             continue;
         }
@@ -299,7 +301,10 @@ fn find_container<'p>(pod: &'p Pod, name: &str) -> Result<&'p Container, Downwar
     let spec = pod.spec.as_ref();
     spec.into_iter()
         .flat_map(|s| s.containers.iter())
-        .chain(spec.into_iter().flat_map(|s| s.init_containers.iter().flatten()))
+        .chain(
+            spec.into_iter()
+                .flat_map(|s| s.init_containers.iter().flatten()),
+        )
         .find(|c| c.name == name)
         .ok_or_else(|| DownwardError::ContainerNotFound(name.to_owned()))
 }
@@ -336,7 +341,11 @@ mod tests {
             spec: Some(PodSpec {
                 node_name: Some("node-1".into()),
                 service_account_name: Some("default".into()),
-                containers: vec![container("main", &[("cpu", "1250m"), ("memory", "64Mi")], &[("cpu", "250m"), ("memory", "32Mi")])],
+                containers: vec![container(
+                    "main",
+                    &[("cpu", "1250m"), ("memory", "64Mi")],
+                    &[("cpu", "250m"), ("memory", "32Mi")],
+                )],
                 init_containers: Some(vec![container("init", &[], &[])]),
                 ..PodSpec::default()
             }),
@@ -388,11 +397,15 @@ mod tests {
             ("status.podIPs", Ok("10.244.0.5,fd00:10:244::5")),
             (
                 "spec.containers",
-                Err(DownwardError::FieldLabelNotSupported("spec.containers".into())),
+                Err(DownwardError::FieldLabelNotSupported(
+                    "spec.containers".into(),
+                )),
             ),
             (
                 "spec.nodeName['x']",
-                Err(DownwardError::SubscriptNotSupported("spec.nodeName['x']".into())),
+                Err(DownwardError::SubscriptNotSupported(
+                    "spec.nodeName['x']".into(),
+                )),
             ),
             (
                 "status.phase",
@@ -420,13 +433,20 @@ mod tests {
             field_path: "metadata.name".into(),
         };
         assert_eq!(
-            pod_field_value(&pod, &sel, &[], hosts).unwrap_err().to_string(),
+            pod_field_value(&pod, &sel, &[], hosts)
+                .unwrap_err()
+                .to_string(),
             "unsupported pod version: v2"
         );
-        let err = pod_field_value(&pod, &field("status.hostIP"), &[], || Err("node \"n\" not found".into()));
+        let err = pod_field_value(&pod, &field("status.hostIP"), &[], || {
+            Err("node \"n\" not found".into())
+        });
         assert_eq!(err.unwrap_err().to_string(), "node \"n\" not found");
         // no pod IP yet: empty
-        assert_eq!(pod_field_value(&pod, &field("status.podIP"), &[], hosts).unwrap(), "");
+        assert_eq!(
+            pod_field_value(&pod, &field("status.podIP"), &[], hosts).unwrap(),
+            ""
+        );
     }
 
     #[test]
@@ -434,11 +454,31 @@ mod tests {
         let v4 = "10.0.0.5".to_owned();
         let v6 = "fd00::0005".to_owned();
         let cases: [(Vec<String>, Option<&str>, Vec<&str>); 5] = [
-            (vec![v4.clone(), v6.clone()], Some("192.168.0.1"), vec!["10.0.0.5", "fd00::5"]),
-            (vec![v4.clone(), v6.clone()], Some("fd00::1"), vec!["fd00::5", "10.0.0.5"]),
-            (vec![v6.clone(), v4.clone()], None, vec!["10.0.0.5", "fd00::5"]),
-            (vec![v6.clone(), "10.0.0.6".into(), v4.clone()], None, vec!["10.0.0.6", "fd00::5"]),
-            (vec!["::ffff:10.1.2.3".into(), "junk".into()], None, vec!["10.1.2.3"]),
+            (
+                vec![v4.clone(), v6.clone()],
+                Some("192.168.0.1"),
+                vec!["10.0.0.5", "fd00::5"],
+            ),
+            (
+                vec![v4.clone(), v6.clone()],
+                Some("fd00::1"),
+                vec!["fd00::5", "10.0.0.5"],
+            ),
+            (
+                vec![v6.clone(), v4.clone()],
+                None,
+                vec!["10.0.0.5", "fd00::5"],
+            ),
+            (
+                vec![v6.clone(), "10.0.0.6".into(), v4.clone()],
+                None,
+                vec!["10.0.0.6", "fd00::5"],
+            ),
+            (
+                vec!["::ffff:10.1.2.3".into(), "junk".into()],
+                None,
+                vec!["10.1.2.3"],
+            ),
         ];
         for (ips, node, want) in cases {
             assert_eq!(sort_pod_ips(&ips, node), want, "{ips:?} {node:?}");
@@ -457,7 +497,11 @@ mod tests {
     fn resource_values() {
         let pod = pod();
         let main = &pod.spec.as_ref().unwrap().containers[0];
-        let alloc = list(&[("cpu", "4"), ("memory", "8Gi"), ("ephemeral-storage", "100Gi")]);
+        let alloc = list(&[
+            ("cpu", "4"),
+            ("memory", "8Gi"),
+            ("ephemeral-storage", "100Gi"),
+        ]);
         let cases: &[(&str, Option<&str>, &str)] = &[
             // the e2e "Downward API" expectations
             ("limits.cpu", None, "2"),
@@ -500,7 +544,10 @@ mod tests {
             ..rsel("limits.memory", Some("1Mi"))
         };
         let main = pod.spec.as_ref().unwrap().containers[0].clone();
-        assert_eq!(container_resource_value(&named, &pod, &main, &alloc).as_deref(), Ok("2048"));
+        assert_eq!(
+            container_resource_value(&named, &pod, &main, &alloc).as_deref(),
+            Ok("2048")
+        );
         assert_eq!(
             container_resource_value(&rsel("limits.cpu", None), &pod, &init, &alloc).as_deref(),
             Ok("3")
@@ -523,7 +570,9 @@ mod tests {
             ..rsel("limits.cpu", None)
         };
         assert_eq!(
-            container_resource_value(&missing, &pod, &init, &alloc).unwrap_err().to_string(),
+            container_resource_value(&missing, &pod, &init, &alloc)
+                .unwrap_err()
+                .to_string(),
             "container nope not found"
         );
     }

@@ -44,7 +44,11 @@ pub enum ServiceList<'a> {
 /// runtime's view of the sandbox; [`StaticSources`] holds plain objects (`nodelet run`, tests).
 pub trait EnvSources {
     /// The ConfigMap `namespace/name`; `Ok(None)` when it does not exist.
-    fn config_map(&self, namespace: &str, name: &str) -> Result<Option<Cow<'_, ConfigMap>>, SourceError>;
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Cow<'_, ConfigMap>>, SourceError>;
     /// The Secret `namespace/name` (with `data` filled); `Ok(None)` when it does not exist.
     fn secret(&self, namespace: &str, name: &str) -> Result<Option<Cow<'_, Secret>>, SourceError>;
     /// The Services for the docker-link variables.
@@ -105,7 +109,12 @@ pub struct EnvWarning {
 impl EnvWarning {
     /// `Keys [a, b] from the EnvFrom configMap ns/name were skipped since they are considered
     /// invalid environment variable names.` (`kind` is `configMap` or `secret`; keys sorted).
-    pub fn invalid_keys(kind: &str, namespace: &str, name: &str, mut keys: Vec<String>) -> EnvWarning {
+    pub fn invalid_keys(
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        mut keys: Vec<String>,
+    ) -> EnvWarning {
         keys.sort();
         EnvWarning {
             reason: INVALID_ENV_VAR_NAMES_REASON,
@@ -131,7 +140,10 @@ pub struct Environment {
 impl Environment {
     /// The process environment as `NAME=value` strings (the OCI spec form).
     pub fn process_strings(&self) -> Vec<String> {
-        self.process.iter().map(|(k, v)| format!("{k}={v}")).collect()
+        self.process
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
     }
 }
 
@@ -262,7 +274,11 @@ pub fn make_environment<S: EnvSources + ?Sized>(
     }
 
     let mut kubelet = vars.entries.clone();
-    kubelet.extend(service_vars.into_iter().filter(|(name, _)| !vars.contains(name)));
+    kubelet.extend(
+        service_vars
+            .into_iter()
+            .filter(|(name, _)| !vars.contains(name)),
+    );
     let process = overlay(image_env, &kubelet);
     Ok(Environment {
         kubelet,
@@ -287,7 +303,9 @@ fn value_from<S: EnvSources + ?Sized>(
                 .map(|ips| ips.into_owned())
                 .map_err(|e| e.0)
         };
-        return Ok(Some(downward::pod_field_value(pod, field, pod_ips, host_ips)?));
+        return Ok(Some(downward::pod_field_value(
+            pod, field, pod_ips, host_ips,
+        )?));
     }
     if let Some(resource) = &from.resource_field_ref {
         let allocatable = sources.node_allocatable();
@@ -482,12 +500,20 @@ impl StaticSources {
     }
 }
 
-fn matches(meta: &nodelet_api::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta, ns: &str, name: &str) -> bool {
+fn matches(
+    meta: &nodelet_api::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ns: &str,
+    name: &str,
+) -> bool {
     meta.name.as_deref() == Some(name) && meta.namespace.as_deref().unwrap_or("default") == ns
 }
 
 impl EnvSources for StaticSources {
-    fn config_map(&self, namespace: &str, name: &str) -> Result<Option<Cow<'_, ConfigMap>>, SourceError> {
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Cow<'_, ConfigMap>>, SourceError> {
         Ok(self
             .config_maps
             .iter()

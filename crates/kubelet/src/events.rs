@@ -152,8 +152,15 @@ pub enum KillReason {
 /// messages (only when the restart policy brings the container back).
 pub fn killing(container_name: &str, why: KillReason, restart: bool) -> Event {
     let base = match why {
-        KillReason::Stop => return Event::normal(reason::KILLING, format!("Stopping container {container_name}")),
-        KillReason::PostStartHookFailed => return Event::normal(reason::KILLING, reason::FAILED_POST_START_HOOK),
+        KillReason::Stop => {
+            return Event::normal(
+                reason::KILLING,
+                format!("Stopping container {container_name}"),
+            );
+        }
+        KillReason::PostStartHookFailed => {
+            return Event::normal(reason::KILLING, reason::FAILED_POST_START_HOOK);
+        }
         KillReason::LivenessProbe => format!("Container {container_name} failed liveness probe"),
         KillReason::StartupProbe => format!("Container {container_name} failed startup probe"),
         KillReason::DefinitionChanged => format!("Container {container_name} definition changed"),
@@ -242,13 +249,48 @@ mod tests {
     #[test]
     fn container_event_messages() {
         let cases: Vec<(Event, EventKind, &str, &str)> = vec![
-            (created("web", 35), EventKind::Normal, "Created", "Container created"),
-            (created("web", 34), EventKind::Normal, "Created", "Created container: web"),
-            (created("web", 33), EventKind::Normal, "Created", "Created container: web"),
-            (created("web", 32), EventKind::Normal, "Created", "Created container web"),
-            (started("web", 36), EventKind::Normal, "Started", "Container started"),
-            (started("web", 34), EventKind::Normal, "Started", "Started container web"),
-            (killing("web", KillReason::Stop, false), EventKind::Normal, "Killing", "Stopping container web"),
+            (
+                created("web", 35),
+                EventKind::Normal,
+                "Created",
+                "Container created",
+            ),
+            (
+                created("web", 34),
+                EventKind::Normal,
+                "Created",
+                "Created container: web",
+            ),
+            (
+                created("web", 33),
+                EventKind::Normal,
+                "Created",
+                "Created container: web",
+            ),
+            (
+                created("web", 32),
+                EventKind::Normal,
+                "Created",
+                "Created container web",
+            ),
+            (
+                started("web", 36),
+                EventKind::Normal,
+                "Started",
+                "Container started",
+            ),
+            (
+                started("web", 34),
+                EventKind::Normal,
+                "Started",
+                "Started container web",
+            ),
+            (
+                killing("web", KillReason::Stop, false),
+                EventKind::Normal,
+                "Killing",
+                "Stopping container web",
+            ),
             (
                 killing("web", KillReason::LivenessProbe, true),
                 EventKind::Normal,
@@ -279,7 +321,12 @@ mod tests {
                 "Killing",
                 "FailedPostStartHook",
             ),
-            (failed("ErrImagePull"), EventKind::Warning, "Failed", "Error: ErrImagePull"),
+            (
+                failed("ErrImagePull"),
+                EventKind::Warning,
+                "Failed",
+                "Error: ErrImagePull",
+            ),
             (
                 failed("secret \"s\" not found"),
                 EventKind::Warning,
@@ -287,7 +334,10 @@ mod tests {
                 "Error: secret \"s\" not found",
             ),
             (
-                unhealthy(ProbeKind::Liveness, "HTTP probe failed with statuscode: 500"),
+                unhealthy(
+                    ProbeKind::Liveness,
+                    "HTTP probe failed with statuscode: 500",
+                ),
                 EventKind::Warning,
                 "Unhealthy",
                 "Liveness probe failed: HTTP probe failed with statuscode: 500",
@@ -330,7 +380,10 @@ mod tests {
             ),
         ];
         for (event, kind, reason, message) in cases {
-            assert_eq!((event.kind, event.reason, event.message.as_str()), (kind, reason, message));
+            assert_eq!(
+                (event.kind, event.reason, event.message.as_str()),
+                (kind, reason, message)
+            );
         }
     }
 
@@ -346,9 +399,18 @@ mod tests {
             ..Pod::default()
         };
         assert_eq!(format_pod(&pod), "lifecycle-crashloop_default(f3d9379b-1)");
-        assert_eq!(field_path(ContainerList::Regular, "c"), "spec.containers{c}");
-        assert_eq!(field_path(ContainerList::Init, "i"), "spec.initContainers{i}");
-        assert_eq!(field_path(ContainerList::Ephemeral, "e"), "spec.ephemeralContainers{e}");
+        assert_eq!(
+            field_path(ContainerList::Regular, "c"),
+            "spec.containers{c}"
+        );
+        assert_eq!(
+            field_path(ContainerList::Init, "i"),
+            "spec.initContainers{i}"
+        );
+        assert_eq!(
+            field_path(ContainerList::Ephemeral, "e"),
+            "spec.ephemeralContainers{e}"
+        );
         assert!(served_minor() >= 33);
         assert_eq!(
             redact_container_id("failed to start abc123: oops abc123", "abc123", "web"),

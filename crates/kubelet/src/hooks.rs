@@ -33,7 +33,7 @@ pub const POST_START_HOOK_ERROR: &str = "PostStartHookError";
 pub const SLEEP_INTERRUPTED: &str = "container terminated before sleep hook finished";
 
 /// A hook that failed, with what the handler saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HookFailure<'a> {
     /// The command exited non-zero or could not run; `output` is stdout then stderr.
     Exec {
@@ -42,10 +42,18 @@ pub enum HookFailure<'a> {
         output: &'a str,
     },
     /// The request failed in transport (HTTP status codes never fail a hook).
-    Http { path: &'a str, error: &'a str },
-    Sleep { seconds: i64, error: &'a str },
+    Http {
+        path: &'a str,
+        error: &'a str,
+    },
+    Sleep {
+        seconds: i64,
+        error: &'a str,
+    },
     /// No handler the kubelet runs (`tcpSocket` is accepted by the API but never run).
-    Invalid { handler: &'a LifecycleHandler },
+    Invalid {
+        handler: &'a LifecycleHandler,
+    },
 }
 
 impl HookFailure<'_> {
@@ -68,12 +76,17 @@ impl HookFailure<'_> {
                 command.join(" "),
                 go_quote(output)
             ),
-            HookFailure::Http { path, error } => format!("HTTP lifecycle hook ({path}) {tail} {error}"),
+            HookFailure::Http { path, error } => {
+                format!("HTTP lifecycle hook ({path}) {tail} {error}")
+            }
             HookFailure::Sleep { seconds, error } => {
                 format!("Sleep lifecycle hook ({seconds}) {tail} {error}")
             }
             HookFailure::Invalid { handler } => {
-                format!("Cannot run handler: invalid handler: {}", go_handler(handler))
+                format!(
+                    "Cannot run handler: invalid handler: {}",
+                    go_handler(handler)
+                )
             }
         }
     }
@@ -81,7 +94,10 @@ impl HookFailure<'_> {
 
 /// The error of an exec whose command exited non-zero, as the CRI client words it.
 pub fn exec_exit_error(command: &[String], exit_code: i32, stderr: &str) -> String {
-    format!("command '{}' exited with {exit_code}: {stderr}", command.join(" "))
+    format!(
+        "command '{}' exited with {exit_code}: {stderr}",
+        command.join(" ")
+    )
 }
 
 /// Go's `%v` of a `*LifecycleHandler` (generated `String()`), enough for the `tcpSocket` case
@@ -193,7 +209,10 @@ pub fn http_target(
         .map(|h| (canonical_header_name(&h.name), h.value.clone()))
         .collect();
     let first = |headers: &[(String, String)], name: &str| {
-        headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     };
     if first(&headers, "User-Agent").is_none() {
         headers.push(("User-Agent".into(), user_agent(purpose)));
@@ -274,7 +293,9 @@ pub fn canonical_header_name(name: &str) -> String {
 pub fn http_fallback(host_port: &str) -> Event {
     Event::warning(
         reason::LIFECYCLE_HTTP_FALLBACK,
-        format!("request to HTTPS lifecycle hook {host_port} got HTTP response, retry with HTTP succeeded"),
+        format!(
+            "request to HTTPS lifecycle hook {host_port} got HTTP response, retry with HTTP succeeded"
+        ),
     )
 }
 
@@ -292,7 +313,11 @@ pub fn container_grace_period(pod: &Pod, container: &Container, why: KillReason)
     if let Some(g) = pod.metadata.deletion_grace_period_seconds {
         return g;
     }
-    let Some(spec_grace) = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds) else {
+    let Some(spec_grace) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+    else {
         return MINIMUM_GRACE_PERIOD_SECONDS;
     };
     let probe = match why {
@@ -316,7 +341,12 @@ pub struct StopPlan {
 }
 
 impl StopPlan {
-    pub fn new(pod: &Pod, container: &Container, why: KillReason, grace_override: Option<i64>) -> StopPlan {
+    pub fn new(
+        pod: &Pod,
+        container: &Container,
+        why: KillReason,
+        grace_override: Option<i64>,
+    ) -> StopPlan {
         let grace = grace_override.unwrap_or_else(|| container_grace_period(pod, container, why));
         let has_pre_stop = container
             .lifecycle
@@ -337,7 +367,11 @@ impl StopPlan {
     /// The stop timeout handed to the runtime (signal, wait this many seconds, then SIGKILL):
     /// the grace less the whole seconds PreStop and termination ordering used, but never below
     /// [`MINIMUM_GRACE_PERIOD_SECONDS`] (the docs' "one-off 2 second extension").
-    pub fn stop_timeout(&self, pre_stop_elapsed: Option<Duration>, ordering_wait: Option<Duration>) -> i64 {
+    pub fn stop_timeout(
+        &self,
+        pre_stop_elapsed: Option<Duration>,
+        ordering_wait: Option<Duration>,
+    ) -> i64 {
         let mut grace = self.grace;
         if self.run_pre_stop {
             grace -= whole_seconds(pre_stop_elapsed);
@@ -397,7 +431,10 @@ mod tests {
 
     #[test]
     fn failure_messages() {
-        let command: Vec<String> = ["sh", "-c", "exit 1"].iter().map(|s| s.to_string()).collect();
+        let command: Vec<String> = ["sh", "-c", "exit 1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let exec_error = exec_exit_error(&command, 1, "");
         let tcp = LifecycleHandler {
             tcp_socket: Some(TCPSocketAction {
@@ -455,7 +492,12 @@ mod tests {
         );
     }
 
-    fn action(host: Option<&str>, scheme: Option<&str>, port: IntOrString, path: Option<&str>) -> HTTPGetAction {
+    fn action(
+        host: Option<&str>,
+        scheme: Option<&str>,
+        port: IntOrString,
+        path: Option<&str>,
+    ) -> HTTPGetAction {
         HTTPGetAction {
             host: host.map(Into::into),
             scheme: scheme.map(Into::into),
@@ -480,30 +522,74 @@ mod tests {
         let cases: Vec<(HTTPGetAction, &[String], Result<&str, HttpTargetError>)> = vec![
             // the e2e hooks: explicit host, path with a query
             (
-                action(Some("10.0.0.1"), None, IntOrString::Int(8080), Some("/echo?msg=poststart")),
+                action(
+                    Some("10.0.0.1"),
+                    None,
+                    IntOrString::Int(8080),
+                    Some("/echo?msg=poststart"),
+                ),
                 &ips,
                 Ok("http://10.0.0.1:8080/echo?msg=poststart"),
             ),
             (
-                action(Some("10.0.0.1"), Some("HTTPS"), IntOrString::Int(9090), Some("/echo?msg=prestop")),
+                action(
+                    Some("10.0.0.1"),
+                    Some("HTTPS"),
+                    IntOrString::Int(9090),
+                    Some("/echo?msg=prestop"),
+                ),
                 &ips,
                 Ok("https://10.0.0.1:9090/echo?msg=prestop"),
             ),
             // host defaults to the pod IP; named, numeric-string ports
-            (action(None, Some("HTTP"), IntOrString::String("http".into()), Some("/")), &ips, Ok("http://10.244.0.9:8080/")),
-            (action(None, None, IntOrString::String("81".into()), None), &ips, Ok("http://10.244.0.9:81")),
-            (action(None, None, IntOrString::Int(80), Some("bar")), &v6, Ok("http://[fd00::9]:80/bar")),
+            (
+                action(
+                    None,
+                    Some("HTTP"),
+                    IntOrString::String("http".into()),
+                    Some("/"),
+                ),
+                &ips,
+                Ok("http://10.244.0.9:8080/"),
+            ),
+            (
+                action(None, None, IntOrString::String("81".into()), None),
+                &ips,
+                Ok("http://10.244.0.9:81"),
+            ),
+            (
+                action(None, None, IntOrString::Int(80), Some("bar")),
+                &v6,
+                Ok("http://[fd00::9]:80/bar"),
+            ),
             // errors
-            (action(None, None, IntOrString::Int(80), None), &[], Err(HttpTargetError::NoPodIp)),
-            (action(None, None, IntOrString::Int(0), None), &ips, Err(HttpTargetError::InvalidPort(0))),
-            (action(None, None, IntOrString::Int(65536), None), &ips, Err(HttpTargetError::InvalidPort(65536))),
+            (
+                action(None, None, IntOrString::Int(80), None),
+                &[],
+                Err(HttpTargetError::NoPodIp),
+            ),
+            (
+                action(None, None, IntOrString::Int(0), None),
+                &ips,
+                Err(HttpTargetError::InvalidPort(0)),
+            ),
+            (
+                action(None, None, IntOrString::Int(65536), None),
+                &ips,
+                Err(HttpTargetError::InvalidPort(65536)),
+            ),
             (
                 action(None, None, IntOrString::String("web".into()), None),
                 &ips,
                 Err(HttpTargetError::PortSyntax("web".into())),
             ),
             (
-                action(None, None, IntOrString::String("99999999999999999999".into()), None),
+                action(
+                    None,
+                    None,
+                    IntOrString::String("99999999999999999999".into()),
+                    None,
+                ),
                 &ips,
                 Err(HttpTargetError::PortRange("99999999999999999999".into())),
             ),
@@ -521,7 +607,10 @@ mod tests {
             HttpTargetError::PortSyntax("web".into()).to_string(),
             r#"strconv.Atoi: parsing "web": invalid syntax"#
         );
-        assert_eq!(HttpTargetError::InvalidPort(0).to_string(), "invalid port number: 0");
+        assert_eq!(
+            HttpTargetError::InvalidPort(0).to_string(),
+            "invalid port number: 0"
+        );
     }
 
     #[test]
@@ -548,8 +637,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let t = with(&[]);
-        assert_eq!(strs(&t), vec![format!("User-Agent: {ua}"), "Accept: */*".into()]);
-        let t = with(&[("x-custom-header", "a"), ("X-CUSTOM-HEADER", "b"), ("user-agent", "mine")]);
+        assert_eq!(
+            strs(&t),
+            vec![format!("User-Agent: {ua}"), "Accept: */*".into()]
+        );
+        let t = with(&[
+            ("x-custom-header", "a"),
+            ("X-CUSTOM-HEADER", "b"),
+            ("user-agent", "mine"),
+        ]);
         assert_eq!(
             strs(&t),
             vec![
@@ -591,40 +687,78 @@ mod tests {
         assert_eq!(container_grace_period(&p, &c, KillReason::Stop), 60);
         assert_eq!(container_grace_period(&p, &c, KillReason::LivenessProbe), 5);
         assert_eq!(container_grace_period(&p, &c, KillReason::StartupProbe), 60);
-        assert_eq!(container_grace_period(&p, &container(true, None), KillReason::LivenessProbe), 60);
+        assert_eq!(
+            container_grace_period(&p, &container(true, None), KillReason::LivenessProbe),
+            60
+        );
         p.metadata.deletion_grace_period_seconds = Some(15);
-        assert_eq!(container_grace_period(&p, &c, KillReason::LivenessProbe), 15);
+        assert_eq!(
+            container_grace_period(&p, &c, KillReason::LivenessProbe),
+            15
+        );
     }
 
     #[test]
     fn stop_budget() {
         let mut p = pod();
         p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(60);
-        let secs = |s: f64| Some(Duration::from_secs_f64(s));
-        // (pre_stop, override, pre-stop elapsed, ordering wait, run, deadline, timeout)
-        let cases: Vec<(bool, Option<i64>, Option<Duration>, Option<Duration>, bool, Option<u64>, i64)> = vec![
+        struct Case {
+            pre_stop: bool,
+            grace_override: Option<i64>,
+            /// seconds PreStop took, and seconds waited for termination ordering
+            elapsed: Option<f64>,
+            ordering: Option<f64>,
+            run: bool,
+            deadline: Option<u64>,
+            timeout: i64,
+        }
+        let case = |pre_stop, grace_override, elapsed, ordering, run, deadline, timeout| Case {
+            pre_stop,
+            grace_override,
+            elapsed,
+            ordering,
+            run,
+            deadline,
+            timeout,
+        };
+        let cases = vec![
             // docs example: grace 60, hook 55 s → 5 s left for the stop signal
-            (true, None, secs(55.0), None, true, Some(60), 5),
+            case(true, None, Some(55.0), None, true, Some(60), 5),
             // partial seconds are not charged
-            (true, None, secs(10.9), None, true, Some(60), 50),
+            case(true, None, Some(10.9), None, true, Some(60), 50),
             // a hook that used the whole budget (or timed out) still leaves 2 s
-            (true, None, secs(60.0), None, true, Some(60), 2),
-            (true, None, secs(59.5), None, true, Some(60), 2),
+            case(true, None, Some(60.0), None, true, Some(60), 2),
+            case(true, None, Some(59.5), None, true, Some(60), 2),
             // no hook: full grace
-            (false, None, None, None, false, None, 60),
-            // override replaces the grace before PreStop
-            (true, Some(30), secs(12.0), None, true, Some(30), 18),
+            case(false, None, None, None, false, None, 60),
+            // an override replaces the grace before PreStop
+            case(true, Some(30), Some(12.0), None, true, Some(30), 18),
             // grace 0: PreStop skipped, minimum stop timeout
-            (true, Some(0), None, None, false, None, 2),
-            (false, Some(1), None, None, false, None, 2),
+            case(true, Some(0), None, None, false, None, 2),
+            case(false, Some(1), None, None, false, None, 2),
             // sidecar ordering eats into what is left
-            (true, None, secs(20.0), secs(30.0), true, Some(60), 10),
+            case(true, None, Some(20.0), Some(30.0), true, Some(60), 10),
         ];
-        for (pre_stop, ov, elapsed, ordering, run, deadline, timeout) in cases {
-            let plan = StopPlan::new(&p, &container(pre_stop, None), KillReason::Stop, ov);
-            assert_eq!(plan.run_pre_stop, run, "{pre_stop} {ov:?}");
-            assert_eq!(plan.pre_stop_deadline(), deadline.map(Duration::from_secs));
-            assert_eq!(plan.stop_timeout(elapsed, ordering), timeout, "{pre_stop} {ov:?} {elapsed:?}");
+        let secs = |s: Option<f64>| s.map(Duration::from_secs_f64);
+        for c in cases {
+            let plan = StopPlan::new(
+                &p,
+                &container(c.pre_stop, None),
+                KillReason::Stop,
+                c.grace_override,
+            );
+            let what = format!("{} {:?} {:?}", c.pre_stop, c.grace_override, c.elapsed);
+            assert_eq!(plan.run_pre_stop, c.run, "{what}");
+            assert_eq!(
+                plan.pre_stop_deadline(),
+                c.deadline.map(Duration::from_secs),
+                "{what}"
+            );
+            assert_eq!(
+                plan.stop_timeout(secs(c.elapsed), secs(c.ordering)),
+                c.timeout,
+                "{what}"
+            );
         }
     }
 
@@ -642,7 +776,11 @@ mod tests {
             (None, None, None, Some(0), 1),
         ];
         for (prev, del, ov, spec, want) in cases {
-            assert_eq!(effective_pod_grace_period(prev, del, ov, spec), want, "{prev:?} {del:?} {ov:?} {spec:?}");
+            assert_eq!(
+                effective_pod_grace_period(prev, del, ov, spec),
+                want,
+                "{prev:?} {del:?} {ov:?} {spec:?}"
+            );
         }
     }
 }

@@ -18,16 +18,23 @@ pub const HOSTS_MOUNT_NAME: &str = "k8s-managed-etc-hosts";
 /// First line of the file the kubelet writes for pods on the pod network.
 pub const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n";
 /// First line for host-network pods (the node's own file follows).
-pub const MANAGED_HOSTS_HEADER_HOST_NETWORK: &str = "# Kubernetes-managed hosts file (host network).\n";
+pub const MANAGED_HOSTS_HEADER_HOST_NETWORK: &str =
+    "# Kubernetes-managed hosts file (host network).\n";
 
 /// Why a pod has no usable hostname; texts are upstream's. The last one fails sandbox creation
 /// (`FailedCreatePodSandBox`, the pod stays Pending).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostnameError {
     #[error("pod Hostname {} is not a valid DNS label: {}", go_quote(.hostname), .errors.join(";"))]
-    InvalidHostname { hostname: String, errors: Vec<String> },
+    InvalidHostname {
+        hostname: String,
+        errors: Vec<String>,
+    },
     #[error("pod Subdomain {} is not a valid DNS label: {}", go_quote(.subdomain), .errors.join(";"))]
-    InvalidSubdomain { subdomain: String, errors: Vec<String> },
+    InvalidSubdomain {
+        subdomain: String,
+        errors: Vec<String>,
+    },
     #[error("hostname for pod {} was invalid: {}", go_quote(.pod), go_quote(.hostname))]
     EmptyAfterTruncation { pod: String, hostname: String },
     #[error(
@@ -62,7 +69,10 @@ pub fn pod_hostname(pod: &Pod, cluster_domain: &str) -> Result<PodHostname, Host
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let spec = pod.spec.as_ref();
     let mut hostname = name;
-    if let Some(h) = spec.and_then(|s| s.hostname.as_deref()).filter(|h| !h.is_empty()) {
+    if let Some(h) = spec
+        .and_then(|s| s.hostname.as_deref())
+        .filter(|h| !h.is_empty())
+    {
         let errors = is_dns1123_label(h);
         if !errors.is_empty() {
             return Err(HostnameError::InvalidHostname {
@@ -73,7 +83,10 @@ pub fn pod_hostname(pod: &Pod, cluster_domain: &str) -> Result<PodHostname, Host
         hostname = h;
     }
     let hostname = truncate_hostname(name, hostname)?;
-    let domain = match spec.and_then(|s| s.subdomain.as_deref()).filter(|s| !s.is_empty()) {
+    let domain = match spec
+        .and_then(|s| s.subdomain.as_deref())
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(sub) => {
             let errors = is_dns1123_label(sub);
@@ -135,7 +148,12 @@ pub fn sandbox_hostname(pod: &Pod, cluster_domain: &str) -> Result<Option<String
 /// uses the host network), and not into a container that mounts something at `/etc/hosts`
 /// itself (check that per container with [`mounts_own_etc_hosts`]).
 pub fn should_mount_hosts_file(pod: &Pod, pod_ips: &[String]) -> bool {
-    !pod_ips.is_empty() || pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    !pod_ips.is_empty()
+        || pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
 }
 
 /// Whether the container has a volume mounted at `/etc/hosts`.
@@ -165,7 +183,10 @@ pub fn managed_hosts_file(
     for ip in pod_ips {
         match &names.domain {
             Some(domain) => {
-                out.push_str(&format!("{ip}\t{}.{domain}\t{}\n", names.hostname, names.hostname));
+                out.push_str(&format!(
+                    "{ip}\t{}.{domain}\t{}\n",
+                    names.hostname, names.hostname
+                ));
             }
             None => out.push_str(&format!("{ip}\t{}\n", names.hostname)),
         }
@@ -225,9 +246,13 @@ mod tests {
     fn hostname_and_domain() {
         let long = format!("{}-{}", "a".repeat(62), "b".repeat(10));
         let dotted = format!("{}.-x", "a".repeat(61));
-        let cases: Vec<(Pod, Result<(String, Option<&str>), String>)> = vec![
+        type Names<'a> = (String, Option<&'a str>);
+        let cases: Vec<(Pod, Result<Names, String>)> = vec![
             (pod("web-0", None, None, None), Ok(("web-0".into(), None))),
-            (pod("web-0", Some("db"), None, None), Ok(("db".into(), None))),
+            (
+                pod("web-0", Some("db"), None, None),
+                Ok(("db".into(), None)),
+            ),
             (
                 pod("web-0", None, Some("t"), None),
                 Ok(("web-0".into(), Some("t.e2e.svc.cluster.local"))),
@@ -251,7 +276,12 @@ mod tests {
             let got = pod_hostname(&p, DOMAIN)
                 .map(|n| (n.hostname, n.domain))
                 .map_err(|e| e.to_string());
-            assert_eq!(got, want.map(|(h, d)| (h, d.map(String::from))), "{:?}", p.metadata.name);
+            assert_eq!(
+                got,
+                want.map(|(h, d)| (h, d.map(String::from))),
+                "{:?}",
+                p.metadata.name
+            );
         }
         let all_dashes = "-".repeat(70);
         assert_eq!(
@@ -268,7 +298,10 @@ mod tests {
             (pod("p", None, None, None), Ok(Some("p"))),
             (pod("p", None, None, Some(true)), Ok(Some("p"))),
             (pod("p", None, Some("t"), None), Ok(Some("p"))),
-            (pod("p", None, Some("t"), Some(true)), Ok(Some("p.t.e2e.svc.cluster.local"))),
+            (
+                pod("p", None, Some("t"), Some(true)),
+                Ok(Some("p.t.e2e.svc.cluster.local")),
+            ),
             (
                 pod(long, None, Some("t"), Some(true)),
                 Err(format!(
@@ -312,9 +345,17 @@ mod tests {
             domain: Some("nginx.default.svc.cluster.local".into()),
         };
         let ips = vec!["10.244.0.5".to_owned(), "fd00::5".to_owned()];
-        let aliases = vec![alias("127.0.0.1", &["foo.local", "bar.local"]), alias("10.1.2.3", &["foo.remote"])];
+        let aliases = vec![
+            alias("127.0.0.1", &["foo.local", "bar.local"]),
+            alias("10.1.2.3", &["foo.remote"]),
+        ];
         let cases: Vec<(&[String], &PodHostname, &[HostAlias], String)> = vec![
-            (&ips[..1], &plain, &[], format!("{LOCAL}10.244.0.5\tweb-0\n")),
+            (
+                &ips[..1],
+                &plain,
+                &[],
+                format!("{LOCAL}10.244.0.5\tweb-0\n"),
+            ),
             (
                 &ips,
                 &with_domain,

@@ -7,3 +7,38 @@
 //!
 //! **May not:** reach the API server except through `kube::Client`, touch the store directly,
 //! or run syscalls itself (that is `nodelet-runtime`'s and `nodelet-sys`'s job).
+//!
+//! The modules below are pure rules (no I/O, no clocks: time is an argument), each following
+//! `shared/spec/kubelet-semantics.md` section by section:
+//!
+//! | module | concept (spec §) |
+//! |---|---|
+//! | [`expansion`] | `$(VAR)` references (§5.5) |
+//! | [`env`](mod@env) | a container's environment: image `ENV` < Services < `envFrom` < `env` (§5.2, §5.3) |
+//! | [`downward`] | `fieldRef` and `resourceFieldRef` values (§5.4) |
+//! | [`service_env`] | docker-link variables of Services, `enableServiceLinks` (§5.6) |
+//! | [`command`] | `command`/`args` against `Entrypoint`/`Cmd`, working dir, user (§5.7) |
+//! | [`hostname`] | hostname, subdomain, FQDN and `/etc/hosts` (§5.1) |
+//! | [`termination_message`] | `terminationMessagePath` and the log fallback (§5.8) |
+//! | [`runtime_class`] | class → handler; a missing one fails the pod, as the seed says (§6.3) |
+//! | [`hooks`] | hook failure texts, `httpGet` targets, grace-period accounting (§7) |
+//! | [`backoff`] | CrashLoopBackOff and the restart policy (§8.7, §8.8) |
+//! | [`events`] | event reasons and container/pod event messages (§8.1, §8.2) |
+//! | [`status`] | container states, pod phase, conditions, `kubectl get pods` (§8.3–§8.6, §8.10) |
+
+pub mod backoff;
+pub mod command;
+pub mod downward;
+pub mod env;
+pub mod events;
+pub mod expansion;
+pub mod hooks;
+pub mod hostname;
+pub mod runtime_class;
+pub mod service_env;
+pub mod status;
+pub mod termination_message;
+
+// The stateful parts (I/O, threads, the runtime): the pod worker and the pod sources.
+pub mod pod_worker;
+pub mod sources;

@@ -8,7 +8,6 @@
 //! namespace replaces the master one when links are on.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use nodelet_api::k8s::api::core::v1::Service;
 
@@ -114,7 +113,11 @@ pub fn env_vars_for_service(service: &Service) -> Vec<(String, String)> {
         }
     }
     for (i, port) in ports.iter().enumerate() {
-        let protocol = port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP");
+        let protocol = port
+            .protocol
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("TCP");
         let lower = protocol.to_lowercase();
         let url = format!("{lower}://{}", join_host_port(ip, port.port));
         if i == 0 {
@@ -129,10 +132,10 @@ pub fn env_vars_for_service(service: &Service) -> Vec<(String, String)> {
     vars
 }
 
-/// `host:port`, with IPv6 addresses (anything holding a `:`) in brackets, as Go's
+/// `host:port`, with a host holding a `:` (an IPv6 address) in brackets, as Go's
 /// `net.JoinHostPort`.
 pub fn join_host_port(host: &str, port: impl std::fmt::Display) -> String {
-    if host.contains(':') || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()) {
+    if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
@@ -145,7 +148,12 @@ mod tests {
     use nodelet_api::k8s::api::core::v1::{ServicePort, ServiceSpec};
     use nodelet_api::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    fn service(ns: &str, name: &str, ip: &str, ports: &[(Option<&str>, i32, Option<&str>)]) -> Service {
+    fn service(
+        ns: &str,
+        name: &str,
+        ip: &str,
+        ports: &[(Option<&str>, i32, Option<&str>)],
+    ) -> Service {
         Service {
             metadata: ObjectMeta {
                 name: Some(name.into()),
@@ -172,12 +180,19 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn master_service_set() {
-        let svc = service("default", "kubernetes", "10.96.0.1", &[(Some("https"), 443, Some("TCP"))]);
+        let svc = service(
+            "default",
+            "kubernetes",
+            "10.96.0.1",
+            &[(Some("https"), 443, Some("TCP"))],
+        );
         assert_eq!(
             env_vars_for_service(&svc),
             pairs(&[
@@ -214,7 +229,10 @@ mod tests {
                     "ns",
                     "my-dns",
                     "10.0.0.10",
-                    &[(Some("dns"), 53, Some("UDP")), (Some("dns-tcp"), 53, Some("TCP"))],
+                    &[
+                        (Some("dns"), 53, Some("UDP")),
+                        (Some("dns-tcp"), 53, Some("TCP")),
+                    ],
                 ),
                 pairs(&[
                     ("MY_DNS_SERVICE_HOST", "10.0.0.10"),
@@ -244,7 +262,10 @@ mod tests {
                     ("V6_PORT_443_SCTP_ADDR", "fd00::1"),
                 ]),
             ),
-            (service("ns", "headless", "None", &[(None, 80, None)]), vec![]),
+            (
+                service("ns", "headless", "None", &[(None, 80, None)]),
+                vec![],
+            ),
             (service("ns", "no-ip", "", &[(None, 80, None)]), vec![]),
         ];
         for (svc, want) in cases {
@@ -254,7 +275,12 @@ mod tests {
 
     #[test]
     fn names_are_upper_cased_with_dashes_replaced() {
-        for (name, want) in [("foo", "FOO"), ("foo-bar", "FOO_BAR"), ("a.b-c", "A.B_C"), ("1x", "1X")] {
+        for (name, want) in [
+            ("foo", "FOO"),
+            ("foo-bar", "FOO_BAR"),
+            ("a.b-c", "A.B_C"),
+            ("1x", "1X"),
+        ] {
             assert_eq!(env_var_name(name), want);
         }
     }
@@ -272,14 +298,23 @@ mod tests {
     #[test]
     fn which_services_a_pod_sees() {
         let all = vec![
-            service("default", "kubernetes", "10.96.0.1", &[(Some("https"), 443, None)]),
+            service(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                &[(Some("https"), 443, None)],
+            ),
             service("default", "other-default", "10.96.0.2", &[(None, 80, None)]),
             service("app", "web", "10.96.0.3", &[(None, 80, None)]),
             service("app", "headless", "None", &[(None, 80, None)]),
             service("elsewhere", "db", "10.96.0.4", &[(None, 5432, None)]),
         ];
         let cases: [(&str, bool, &[&str]); 5] = [
-            ("app", true, &["KUBERNETES_SERVICE_HOST", "WEB_SERVICE_HOST"]),
+            (
+                "app",
+                true,
+                &["KUBERNETES_SERVICE_HOST", "WEB_SERVICE_HOST"],
+            ),
             ("app", false, &["KUBERNETES_SERVICE_HOST"]),
             (
                 "default",
@@ -290,7 +325,11 @@ mod tests {
             ("empty", true, &["KUBERNETES_SERVICE_HOST"]),
         ];
         for (ns, links, want) in cases {
-            assert_eq!(names(&service_env_vars(ns, links, &all)), want, "{ns} {links}");
+            assert_eq!(
+                names(&service_env_vars(ns, links, &all)),
+                want,
+                "{ns} {links}"
+            );
         }
     }
 
@@ -298,11 +337,20 @@ mod tests {
     fn same_namespace_kubernetes_service_replaces_the_master_one_only_with_links() {
         let master = service("default", "kubernetes", "10.96.0.1", &[(None, 443, None)]);
         let local = service("app", "kubernetes", "10.1.1.1", &[(None, 8443, None)]);
-        for order in [vec![master.clone(), local.clone()], vec![local.clone(), master.clone()]] {
+        for order in [
+            vec![master.clone(), local.clone()],
+            vec![local.clone(), master.clone()],
+        ] {
             let with = service_env_vars("app", true, &order);
-            assert_eq!(with[0], ("KUBERNETES_SERVICE_HOST".into(), "10.1.1.1".into()));
+            assert_eq!(
+                with[0],
+                ("KUBERNETES_SERVICE_HOST".into(), "10.1.1.1".into())
+            );
             let without = service_env_vars("app", false, &order);
-            assert_eq!(without[0], ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into()));
+            assert_eq!(
+                without[0],
+                ("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into())
+            );
         }
         // no master service at all (standalone): nothing
         assert!(service_env_vars("app", false, &[]).is_empty());

@@ -57,6 +57,12 @@ pub enum Command {
     Agent,
     /// Print nodelet's version and the Kubernetes version it serves.
     Version,
+    /// The per-container monitor process, started by nodelet itself (`nodelet shim <state-dir>`).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -72,9 +78,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => crate::serve::run(args),
-        Command::Run { .. } => not_built("run", 5),
+        Command::Run { file } => crate::run::run(&file, &config, &cli.root_dir),
         Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
         Command::Agent => not_built("agent", 6),
+        Command::Shim { args } => Ok(ExitCode::from(nodelet_runtime::shim::main(args))),
     }
 }
 

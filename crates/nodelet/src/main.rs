@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod images;
+mod run;
 mod serve;
 
 use std::process::ExitCode;

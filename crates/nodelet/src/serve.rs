@@ -1,5 +1,6 @@
 //! `nodelet serve`: the API server (with its store, PKI and admission), the node's own Node
-//! object and its Lease heart-beat. The scheduler and the kubelet join this process later,
+//! object and its Lease heart-beat, and the scheduler (with `NODELET_SCHEDULER=1` until the
+//! kubelet runs here); the kubelet joins this process later,
 //! talking to the API through `ApiServer::client` (the same router, no socket).
 
 use std::net::SocketAddr;
@@ -74,9 +75,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         name: format!("system:node:{node_name}"),
         groups: vec!["system:nodes".into(), "system:authenticated".into()],
     });
-    let heartbeat = tokio::spawn(heartbeat(node_client, node_name));
+    let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone()));
+    let scheduler = nodelet_scheduler::Scheduler::new(
+        server.client(User {
+            name: "system:kube-scheduler".into(),
+            groups: vec!["system:authenticated".into()],
+        }),
+        nodelet_scheduler::Config {
+            instance: format!("default-scheduler-{node_name}"),
+            ..Default::default()
+        },
+    );
+    // Opt-in until the kubelet runs here: a bound pod's deletion waits for a kubelet.
+    let scheduler = std::env::var_os("NODELET_SCHEDULER")
+        .is_some_and(|v| v == "1")
+        .then(|| tokio::spawn(scheduler.run()));
     server.run(shutdown_signal()).await;
     heartbeat.abort();
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
     Ok(())
 }
 

@@ -6,6 +6,9 @@
 //! that should collect exit codes (the per-container shim, or a test) calls
 //! [`nodelet_sys::process::become_child_subreaper`] before `create`. Without it a container's
 //! end is still seen (through a pidfd), but its status is [`Exit::Unknown`].
+//!
+//! A container run by a shim ([`crate::shim`]) is the shim's child: its exit comes from the
+//! shim's record ([`Container::open_with_shim`]), everything else from the runtime as here.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use nodelet_sys::process::{ExitStatus, PidFd};
 use crate::bundle::{Bundle, BundleError};
 use crate::oci;
 use crate::oci_runtime::{ContainerStdio, ExecOutput, OciRuntime, RuntimeError};
+use crate::shim::{ShimError, ShimHandle};
 use crate::signal::Signal;
 use crate::spec::ContainerMetadata;
 
@@ -57,6 +61,8 @@ pub enum ContainerError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Shim(#[from] ShimError),
     #[error("container {id:?} (runtime handler {handler:?}): {what}: {source}")]
     Io {
         id: String,
@@ -85,6 +91,8 @@ pub struct Container {
     /// could open it (after a restart).
     init: Option<PidFd>,
     exit: Mutex<Option<Exit>>,
+    /// The shim that collects the exit, for a container run by one.
+    shim: Option<ShimHandle>,
 }
 
 impl Container {
@@ -124,6 +132,7 @@ impl Container {
             metadata,
             init: Some(init),
             exit: Mutex::new(None),
+            shim: None,
         })
     }
 
@@ -151,7 +160,40 @@ impl Container {
             metadata,
             init,
             exit: Mutex::new(exit),
+            shim: None,
         })
+    }
+
+    /// Container `id`, run by `shim` (started or found again): waits end with the shim's
+    /// record of the exit.
+    pub fn open_with_shim(
+        runtime: &OciRuntime,
+        id: &str,
+        bundle: &Bundle,
+        shim: ShimHandle,
+    ) -> Result<Container, ContainerError> {
+        let metadata = bundle.metadata()?;
+        // While the shim runs, its container's first process is alive or its unreaped
+        // child, so the pid names it.
+        let init = if shim.is_running() {
+            shim.started().and_then(|s| PidFd::open(s.init_pid).ok())
+        } else {
+            None
+        };
+        Ok(Container {
+            id: id.into(),
+            runtime: runtime.clone(),
+            bundle: bundle.clone(),
+            metadata,
+            init,
+            exit: Mutex::new(None),
+            shim: Some(shim),
+        })
+    }
+
+    /// The shim running this container, if one does.
+    pub fn shim(&self) -> Option<&ShimHandle> {
+        self.shim.as_ref()
     }
 
     pub fn id(&self) -> &str {
@@ -192,6 +234,16 @@ impl Container {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(known) = *exit {
             return Ok(Some(known));
+        }
+        if let Some(shim) = &self.shim {
+            let ended = match shim.wait_exit(timeout) {
+                Ok(Some(recorded)) => Exit::Status(recorded.status()),
+                Ok(None) => return Ok(None),
+                Err(ShimError::Lost { .. }) => Exit::Unknown,
+                Err(err) => return Err(err.into()),
+            };
+            *exit = Some(ended);
+            return Ok(Some(ended));
         }
         let Some(init) = &self.init else {
             return Ok(Some(Exit::Unknown));

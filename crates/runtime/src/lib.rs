@@ -15,15 +15,20 @@
 //! 3. [`user::resolve`] finds the uid and gids in the image's `/etc/passwd` and `/etc/group`;
 //! 4. [`spec::generate`] turns a [`spec::ContainerSpec`] into `config.json`, which the bundle
 //!    stores with our metadata (the stop signal);
-//! 5. [`container::Container`] creates, starts, waits for, stops, execs in and deletes it.
+//! 5. [`container::Container`] creates, starts, waits for, stops, execs in and deletes it;
+//!    for pods, [`shim::ShimHandle::spawn`] has a per-container shim process create and start
+//!    it, copy its output into a CRI log file ([`logs`]) and record its exit, surviving
+//!    nodelet restarts ([`shim::ShimHandle::attach`]).
 
 pub mod bundle;
 pub mod command;
 pub mod container;
 pub mod handlers;
+pub mod logs;
 pub mod oci;
 pub mod oci_runtime;
 pub mod rootfs;
+pub mod shim;
 pub mod signal;
 pub mod spec;
 pub mod user;

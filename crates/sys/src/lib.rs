@@ -7,6 +7,7 @@
 //! `errno` as a typed error; deciding what to mount or kill is the caller's job.
 pub mod cgroup;
 pub mod confined;
+pub mod daemon;
 pub mod fs;
 pub mod mount;
 pub mod process;

@@ -97,6 +97,13 @@ impl PidFd {
     }
 }
 
+impl AsFd for PidFd {
+    /// The descriptor, readable once the process has exited (for polling with others).
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 /// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`), so
 /// a container's init, whose parent (the runtime's `create`) exits, becomes our child and we
 /// can collect its exit status.

@@ -18,7 +18,11 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
 fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
         metadata: meta("app", name),
-        data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         ..ConfigMap::default()
     }
 }
@@ -146,11 +150,21 @@ fn sources() -> StaticSources {
     let mut s = StaticSources::new()
         .with_config_map(config_map(
             "configmap-test",
-            &[("data-1", "value-1"), ("data-2", "value-2"), ("data-3", "value-3")],
+            &[
+                ("data-1", "value-1"),
+                ("data-2", "value-2"),
+                ("data-3", "value-3"),
+            ],
         ))
         .with_config_map(config_map("override", &[("data-1", "overridden")]))
-        .with_config_map(config_map("bad-keys", &[("1badkey", "x"), ("good", "y"), ("a=b", "z")]))
-        .with_secret(secret("secret-test", &[("data-1", "value-1"), ("password", "s3cr3t")]))
+        .with_config_map(config_map(
+            "bad-keys",
+            &[("1badkey", "x"), ("good", "y"), ("a=b", "z")],
+        ))
+        .with_secret(secret(
+            "secret-test",
+            &[("data-1", "value-1"), ("password", "s3cr3t")],
+        ))
         .with_service(service("default", "kubernetes", "10.96.0.1", 443))
         .with_service(service("app", "fooservice", "10.96.0.20", 8765))
         .with_service(service("other", "hidden", "10.96.0.30", 80));
@@ -164,20 +178,38 @@ fn sources() -> StaticSources {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
+/// The user's variables: the kubelet list without the service variables appended after them.
 fn user_vars(env: &Environment) -> Vec<(String, String)> {
-    env.kubelet
+    let all = sources();
+    let ServiceList::Listed(services) = all.services() else {
+        unreachable!()
+    };
+    let service_names: Vec<String> = crate::service_env::service_env_vars("app", true, &services)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let tail = env
+        .kubelet
         .iter()
-        .filter(|(k, _)| !k.starts_with("KUBERNETES_") && !k.starts_with("FOOSERVICE_"))
-        .cloned()
-        .collect()
+        .rev()
+        .take_while(|(k, _)| service_names.contains(k))
+        .count();
+    env.kubelet[..env.kubelet.len() - tail].to_vec()
 }
 
 fn make(pod: &Pod, image_env: &[&str], sources: &StaticSources) -> Result<Environment, EnvError> {
     let image_env: Vec<String> = image_env.iter().map(|s| s.to_string()).collect();
-    make_environment(pod, &pod.spec.as_ref().unwrap().containers[0], &image_env, sources)
+    make_environment(
+        pod,
+        &pod.spec.as_ref().unwrap().containers[0],
+        &image_env,
+        sources,
+    )
 }
 
 #[test]
@@ -216,7 +248,10 @@ fn user_variables() {
         Case {
             name: "expansion sees service variables, user variables first",
             env: vec![
-                val("SVC", "$(FOOSERVICE_SERVICE_HOST):$(FOOSERVICE_SERVICE_PORT)"),
+                val(
+                    "SVC",
+                    "$(FOOSERVICE_SERVICE_HOST):$(FOOSERVICE_SERVICE_PORT)",
+                ),
                 val("KUBERNETES_SERVICE_PORT", "1"),
                 val("K", "$(KUBERNETES_SERVICE_PORT)"),
             ],
@@ -341,11 +376,31 @@ fn user_variables() {
 #[test]
 fn missing_references_give_upstream_errors() {
     let cases: Vec<(Vec<EnvVar>, Vec<EnvFromSource>, &str)> = vec![
-        (vec![], vec![env_from_cm("x", None, None)], r#"configmap "x" not found"#),
-        (vec![], vec![env_from_cm("x", None, Some(false))], r#"configmap "x" not found"#),
-        (vec![], vec![env_from_secret("s", None, None)], r#"secret "s" not found"#),
-        (vec![from("A", cm_key("x", "k", None))], vec![], r#"configmap "x" not found"#),
-        (vec![from("A", secret_key("s", "k", None))], vec![], r#"secret "s" not found"#),
+        (
+            vec![],
+            vec![env_from_cm("x", None, None)],
+            r#"configmap "x" not found"#,
+        ),
+        (
+            vec![],
+            vec![env_from_cm("x", None, Some(false))],
+            r#"configmap "x" not found"#,
+        ),
+        (
+            vec![],
+            vec![env_from_secret("s", None, None)],
+            r#"secret "s" not found"#,
+        ),
+        (
+            vec![from("A", cm_key("x", "k", None))],
+            vec![],
+            r#"configmap "x" not found"#,
+        ),
+        (
+            vec![from("A", secret_key("s", "k", None))],
+            vec![],
+            r#"secret "s" not found"#,
+        ),
         (
             vec![from("A", cm_key("configmap-test", "k", None))],
             vec![],
@@ -388,13 +443,35 @@ fn service_variables_and_links() {
     assert!(!names.iter().any(|n| n.starts_with("HIDDEN_")));
 
     let env = make(&pod(vec![], vec![], Some(false)), &[], &sources()).unwrap();
-    assert!(env.kubelet.iter().all(|(k, _)| k.starts_with("KUBERNETES_")));
+    assert!(
+        env.kubelet
+            .iter()
+            .all(|(k, _)| k.starts_with("KUBERNETES_"))
+    );
     assert_eq!(env.kubelet.len(), 7);
 
     // a user variable shadows the service one, and comes first
-    let env = make(&pod(vec![val("KUBERNETES_SERVICE_HOST", "mine")], vec![], Some(false)), &[], &sources()).unwrap();
-    assert_eq!(env.kubelet[0], ("KUBERNETES_SERVICE_HOST".into(), "mine".into()));
-    assert_eq!(env.kubelet.iter().filter(|(k, _)| k == "KUBERNETES_SERVICE_HOST").count(), 1);
+    let env = make(
+        &pod(
+            vec![val("KUBERNETES_SERVICE_HOST", "mine")],
+            vec![],
+            Some(false),
+        ),
+        &[],
+        &sources(),
+    )
+    .unwrap();
+    assert_eq!(
+        env.kubelet[0],
+        ("KUBERNETES_SERVICE_HOST".into(), "mine".into())
+    );
+    assert_eq!(
+        env.kubelet
+            .iter()
+            .filter(|(k, _)| k == "KUBERNETES_SERVICE_HOST")
+            .count(),
+        1
+    );
 
     // no API server: no service variables at all
     let env = make(&pod(vec![], vec![], Some(true)), &[], &StaticSources::new()).unwrap();
@@ -426,22 +503,30 @@ impl EnvSources for Unsynced {
 #[test]
 fn preconditions_and_source_errors() {
     let err = make(&pod(vec![], vec![], None), &[], &sources()).unwrap_err();
-    assert_eq!(err.to_string(), "nil pod.spec.enableServiceLinks encountered, cannot construct envvars");
+    assert_eq!(
+        err.to_string(),
+        "nil pod.spec.enableServiceLinks encountered, cannot construct envvars"
+    );
 
     let p = pod(vec![], vec![], Some(true));
     let c = &p.spec.as_ref().unwrap().containers[0];
     let err = make_environment(&p, c, &[], &Unsynced).unwrap_err();
-    assert_eq!(err.to_string(), "services have not yet been read at least once, cannot construct envvars");
+    assert_eq!(
+        err.to_string(),
+        "services have not yet been read at least once, cannot construct envvars"
+    );
 
     // static pods do not wait for Services
     let mut p = pod(vec![from("H", field("status.hostIP"))], vec![], Some(true));
-    p.metadata.annotations = Some([("kubernetes.io/config.source".to_owned(), "file".to_owned())].into());
+    p.metadata.annotations =
+        Some([("kubernetes.io/config.source".to_owned(), "file".to_owned())].into());
     let c = p.spec.as_ref().unwrap().containers[0].clone();
     let err = make_environment(&p, &c, &[], &Unsynced).unwrap_err();
     assert_eq!(err.to_string(), "node \"n\" not found");
 
     let mut p = pod(vec![], vec![env_from_cm("x", None, Some(true))], Some(true));
-    p.metadata.annotations = Some([("kubernetes.io/config.source".to_owned(), "file".to_owned())].into());
+    p.metadata.annotations =
+        Some([("kubernetes.io/config.source".to_owned(), "file".to_owned())].into());
     let c = p.spec.as_ref().unwrap().containers[0].clone();
     // a lookup error is not "not found": optional does not excuse it
     let err = make_environment(&p, &c, &[], &Unsynced).unwrap_err();
@@ -450,7 +535,16 @@ fn preconditions_and_source_errors() {
 
 #[test]
 fn invalid_env_from_keys_are_skipped_with_a_warning() {
-    let env = make(&pod(vec![], vec![env_from_cm("bad-keys", None, None)], Some(true)), &[], &sources()).unwrap();
+    let env = make(
+        &pod(
+            vec![],
+            vec![env_from_cm("bad-keys", None, None)],
+            Some(true),
+        ),
+        &[],
+        &sources(),
+    )
+    .unwrap();
     // the relaxed grammar (GA in 1.34) accepts a leading digit; `=` can never be in a name
     assert_eq!(user_vars(&env), pairs(&[("1badkey", "x"), ("good", "y")]));
     assert_eq!(
@@ -460,7 +554,12 @@ fn invalid_env_from_keys_are_skipped_with_a_warning() {
             message: "Keys [a=b] from the EnvFrom configMap app/bad-keys were skipped since they are considered invalid environment variable names.".into(),
         }]
     );
-    let w = EnvWarning::invalid_keys("secret", "default", "mysecret", vec!["2alsobad".into(), "1badkey".into()]);
+    let w = EnvWarning::invalid_keys(
+        "secret",
+        "default",
+        "mysecret",
+        vec!["2alsobad".into(), "1badkey".into()],
+    );
     assert_eq!(
         w.message,
         "Keys [1badkey, 2alsobad] from the EnvFrom secret default/mysecret were skipped since they are considered invalid environment variable names."
@@ -474,7 +573,17 @@ fn process_environment_overlays_the_image_env() {
         vec![],
         Some(false),
     );
-    let env = make(&pod, &["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "BROKEN", "KUBERNETES_SERVICE_HOST=img"], &sources()).unwrap();
+    let env = make(
+        &pod,
+        &[
+            "PATH=/usr/bin:/bin",
+            "LANG=C.UTF-8",
+            "BROKEN",
+            "KUBERNETES_SERVICE_HOST=img",
+        ],
+        &sources(),
+    )
+    .unwrap();
     // $(PATH) refers to the user PATH defined before it, never to the image's
     assert_eq!(env.kubelet[2], ("P".into(), "/custom".into()));
     let process = env.process_strings();
@@ -502,7 +611,10 @@ fn pod_with_no_env() -> Pod {
 #[test]
 fn hostname_goes_under_everything() {
     let env = pairs(&[("A", "1")]);
-    assert_eq!(with_hostname("web-0", env.clone()), pairs(&[("HOSTNAME", "web-0"), ("A", "1")]));
+    assert_eq!(
+        with_hostname("web-0", env.clone()),
+        pairs(&[("HOSTNAME", "web-0"), ("A", "1")])
+    );
     let own = pairs(&[("HOSTNAME", "mine")]);
     assert_eq!(with_hostname("web-0", own.clone()), own);
 }

@@ -1,0 +1,966 @@
+//! The per-pod worker: it runs one pod from start to end on top of the image service and the
+//! OCI runtime, emitting the kubelet's events and passing on the containers' output.
+//!
+//! The design is level-triggered: [`PodWorker::sync_pod`] compares what the pod asks for
+//! with what it observes (which containers run, how the others ended) and does the next step
+//! (resolve the RuntimeClass, start the next init container, start or restart app containers
+//! under the restart policy and CrashLoopBackOff); it may run any number of times. Between
+//! syncs the worker waits for a container to end, a back-off to expire or a stop request.
+//!
+//! Per container start (spec §2.3, §5, §7.5): image (pull policy, pod then ServiceAccount then
+//! node credentials), environment (image `ENV` < `envFrom` < `env`, `$(VAR)`, downward API),
+//! argv from `command`/`args` and the image, working dir and user from the image, hostname =
+//! the pod's, a generated `/etc/hosts` and `/etc/hostname` bind-mounted, the runtime's
+//! `Container` create and start (`Created`, `Started`), then PostStart, synchronously: the
+//! next container starts only after it; a failure emits `FailedPostStartHook`, kills the
+//! container and leaves the rest to the restart policy. Termination (a stop request) runs
+//! PreStop then the stop signal within `terminationGracePeriodSeconds`, KILL at the deadline,
+//! with at least 2 s after a slow PreStop (§7.6).
+//!
+//! Not yet here (no sandbox): containers use the node's network namespace, so `status.podIP`
+//! is the node's IP (as for a host-network pod), and they do not share IPC or pid
+//! namespaces. A restarted nodelet does not yet find its containers again (that comes with
+//! the shim).
+
+mod container_io;
+mod images;
+mod lifecycle;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nodelet_api::k8s::api::core::v1::{Container, Pod};
+use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
+use nodelet_api::k8s::jiff::Timestamp;
+use nodelet_image::keyring::{Keyring, NodeCredentials};
+use nodelet_image::oci::Platform;
+use nodelet_image::pull::ImageService;
+use nodelet_image::pull_policy::PullBackOff;
+use nodelet_runtime::bundle::Bundle;
+use nodelet_runtime::container::{Container as RuntimeContainer, Exit};
+use nodelet_runtime::handlers::{Handler, HandlerTable};
+use nodelet_runtime::signal::Signal;
+use nodelet_runtime::spec::{self, BindMount, ContainerSpec, NamespaceMode};
+
+pub use container_io::Stream;
+pub use lifecycle::ExitSlot;
+
+use crate::backoff::{self, CrashLoopBackOff, LastSeen, RestartDecision, RestartPolicy};
+use crate::env::{self, StaticSources};
+use crate::events::{self, ContainerList, Event, KillReason};
+use crate::hooks::{self, StopPlan};
+use crate::hostname;
+use crate::runtime_class;
+use crate::sources::file::PodObjects;
+use crate::status::Phase;
+use lifecycle::HookTarget;
+
+/// How long a PostStart `exec` or `httpGet` may take (upstream sets none; every runtime
+/// command of ours has a deadline).
+const POST_START_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a SIGKILLed container may take to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// The cluster domain for hostnames with a subdomain (no cluster DNS yet).
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// Exit code reported for a container whose end could not be observed.
+const UNKNOWN_EXIT_CODE: i32 = crate::status::CONTAINER_STATUS_UNKNOWN_EXIT_CODE;
+
+/// What the worker needs of the node.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub node_name: String,
+    /// The node's IP; also the pod's for now (no sandbox networking yet).
+    pub host_ip: String,
+    /// `status.allocatable`, the default of unset limits in `resourceFieldRef`.
+    pub allocatable: BTreeMap<String, Quantity>,
+    /// `{root-dir}/pods`: one directory per pod uid (bundles, `/etc/hosts`, `/etc/hostname`).
+    pub pods_dir: PathBuf,
+    pub cluster_domain: String,
+}
+
+/// The node's services the worker drives.
+#[derive(Debug)]
+pub struct NodeServices {
+    pub images: Arc<ImageService>,
+    pub handlers: HandlerTable,
+    pub node_credentials: NodeCredentials,
+    pub platform: Platform,
+    /// Where the (async) image pulls run; the worker itself blocks.
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// Where events, container output and log messages go (the terminal under `nodelet run`).
+pub trait PodReporter: Send + Sync + std::fmt::Debug {
+    /// An event on the pod; `field_path` names a container (`spec.containers{main}`).
+    fn event(&self, field_path: Option<&str>, event: &Event);
+    /// One line a container wrote, without its newline.
+    fn output(&self, container: &str, stream: Stream, line: &[u8]);
+    /// A message for the log (details that are kept out of events, progress).
+    fn log(&self, message: &str);
+}
+
+/// How the worker reacts to a container that cannot be started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerOptions {
+    /// `nodelet run`: a container that cannot be started (image, configuration, runtime
+    /// errors) ends the pod at once (exit 1) instead of being retried with back-off.
+    pub give_up_on_start_failure: bool,
+}
+
+/// How the pod ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodOutcome {
+    pub phase: Phase,
+    /// 0 when the pod succeeded; else the failing container's exit code; 1 when the pod
+    /// could not start.
+    pub exit_code: i32,
+    pub message: String,
+}
+
+/// Asks a running worker to terminate its pod gracefully.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Sender<Msg>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        let _ = self.0.send(Msg::Stop);
+    }
+}
+
+#[derive(Debug)]
+enum Msg {
+    Stop,
+    Exited,
+}
+
+/// What a sync decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncResult {
+    /// The pod is finished (or could not start).
+    Done,
+    /// Sync again when something changes, or at the instant given.
+    WaitUntil(Option<Instant>),
+}
+
+/// A container of the pod, as the worker sees it.
+#[derive(Debug)]
+struct Slot {
+    spec: Container,
+    list: ContainerList,
+    /// Starts so far (restart count + 1 once started).
+    starts: u32,
+    running: Option<Running>,
+    last_exit: Option<LastExit>,
+    /// The back-off window a `BackOff` event was already emitted for.
+    back_off_reported: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastExit {
+    code: i32,
+    finished_at: Timestamp,
+}
+
+#[derive(Debug)]
+struct Running {
+    container: Arc<RuntimeContainer>,
+    bundle: Bundle,
+    exit: Arc<ExitSlot>,
+    waiter: JoinHandle<()>,
+    output: container_io::ContainerOutput,
+}
+
+/// Why a container could not be started: the waiting reason and message.
+#[derive(Debug, Clone)]
+struct StartFailure {
+    reason: String,
+    message: String,
+}
+
+impl StartFailure {
+    fn new(reason: &str, message: impl Into<String>) -> StartFailure {
+        StartFailure {
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One pod's worker.
+#[derive(Debug)]
+pub struct PodWorker {
+    pod: Pod,
+    objects: PodObjects,
+    services: NodeServices,
+    node: NodeContext,
+    reporter: Arc<dyn PodReporter>,
+    options: WorkerOptions,
+    slots: Vec<Slot>,
+    handler: Option<Handler>,
+    keyring: Option<Keyring>,
+    pull_back_off: PullBackOff,
+    crash_back_off: CrashLoopBackOff,
+    /// Set when the pod could not start (it ends Failed, exit 1).
+    failure: Option<String>,
+    stopping: bool,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+}
+
+impl PodWorker {
+    /// A worker for `pod` (defaulted and validated) with the objects it may refer to.
+    pub fn new(
+        pod: Pod,
+        objects: PodObjects,
+        services: NodeServices,
+        node: NodeContext,
+        reporter: Arc<dyn PodReporter>,
+        options: WorkerOptions,
+    ) -> PodWorker {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut slots = Vec::new();
+        for (list, containers) in [
+            (
+                ContainerList::Init,
+                spec.init_containers.unwrap_or_default(),
+            ),
+            (ContainerList::Regular, spec.containers),
+        ] {
+            for c in containers {
+                slots.push(Slot {
+                    spec: c,
+                    list,
+                    starts: 0,
+                    running: None,
+                    last_exit: None,
+                    back_off_reported: None,
+                });
+            }
+        }
+        let (tx, rx) = channel();
+        PodWorker {
+            pod,
+            objects,
+            services,
+            node,
+            reporter,
+            options,
+            slots,
+            handler: None,
+            keyring: None,
+            pull_back_off: PullBackOff::new(),
+            crash_back_off: CrashLoopBackOff::new(),
+            failure: None,
+            stopping: false,
+            tx,
+            rx,
+        }
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.tx.clone())
+    }
+
+    /// Runs the pod until it ends or a stop request has terminated it, then removes every
+    /// container, mount and directory it made.
+    pub fn run(mut self) -> PodOutcome {
+        // Exit codes of containers reach only a child subreaper (their runtime's `create`
+        // exits at once).
+        if let Err(e) = nodelet_sys::process::become_child_subreaper() {
+            self.reporter
+                .log(&format!("becoming a child subreaper: {e}"));
+        }
+        let _ = std::fs::create_dir_all(self.pod_dir());
+        loop {
+            self.observe();
+            if self.stopping {
+                self.terminate();
+                break;
+            }
+            match self.sync_pod() {
+                SyncResult::Done => break,
+                SyncResult::WaitUntil(deadline) => self.wait(deadline),
+            }
+        }
+        self.cleanup();
+        self.outcome()
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) {
+        let msg = match deadline {
+            None => self.rx.recv().ok(),
+            Some(d) => match self
+                .rx
+                .recv_timeout(d.saturating_duration_since(Instant::now()))
+            {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        if let Some(Msg::Stop) = msg {
+            self.stopping = true;
+        }
+    }
+
+    /// Takes in pending messages and collects the containers that have ended.
+    fn observe(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Stop = msg {
+                self.stopping = true;
+            }
+        }
+        for i in 0..self.slots.len() {
+            let ended = self.slots[i].running.as_ref().and_then(|r| r.exit.get());
+            if let Some(exit) = ended {
+                self.collect(i, exit);
+            }
+        }
+    }
+
+    /// Deletes an ended container and its bundle, and records how it ended.
+    fn collect(&mut self, i: usize, exit: Exit) {
+        let Some(running) = self.slots[i].running.take() else {
+            return;
+        };
+        let code = exit.code().unwrap_or(UNKNOWN_EXIT_CODE);
+        let name = self.slots[i].spec.name.clone();
+        self.reporter
+            .log(&format!("container {name} exited with code {code}"));
+        remove_container(running, &*self.reporter);
+        self.slots[i].last_exit = Some(LastExit {
+            code,
+            finished_at: Timestamp::now(),
+        });
+    }
+
+    /// One level-triggered step: see the module docs.
+    pub fn sync_pod(&mut self) -> SyncResult {
+        if self.failure.is_some() || self.stopping {
+            return SyncResult::Done;
+        }
+        if self.handler.is_none() {
+            match self.resolve_handler() {
+                Ok(h) => {
+                    self.reporter.log(&format!(
+                        "runtime handler {:?} ({})",
+                        h.name,
+                        h.binary.display()
+                    ));
+                    self.handler = Some(h);
+                }
+                Err(message) => {
+                    self.failure = Some(message);
+                    return SyncResult::Done;
+                }
+            }
+        }
+        let policy = RestartPolicy::of(&self.pod);
+        let mut wake: Option<Instant> = None;
+        // Init containers, in order: each must succeed before the next starts.
+        let init: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].list == ContainerList::Init)
+            .collect();
+        for i in init {
+            if self.slots[i].running.is_some() {
+                return SyncResult::WaitUntil(None);
+            }
+            match self.slots[i].last_exit {
+                Some(e) if e.code == 0 => continue,
+                Some(_) if policy == RestartPolicy::Never => return SyncResult::Done,
+                _ => {
+                    return match self.start_or_back_off(i) {
+                        Ok(w) => SyncResult::WaitUntil(w),
+                        Err(()) => SyncResult::Done,
+                    };
+                }
+            }
+        }
+        let mut active = false;
+        for i in 0..self.slots.len() {
+            if self.slots[i].list != ContainerList::Regular {
+                continue;
+            }
+            if self.slots[i].running.is_some() {
+                active = true;
+                continue;
+            }
+            let last = match self.slots[i].last_exit {
+                None => LastSeen::NotStarted,
+                Some(e) => LastSeen::Exited { exit_code: e.code },
+            };
+            if !backoff::should_restart(policy, last, false) {
+                continue;
+            }
+            active = true;
+            match self.start_or_back_off(i) {
+                Ok(Some(at)) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Ok(None) => {}
+                Err(()) => return SyncResult::Done,
+            }
+            if self.stopping {
+                return SyncResult::Done;
+            }
+        }
+        if active {
+            SyncResult::WaitUntil(wake)
+        } else {
+            SyncResult::Done
+        }
+    }
+
+    /// Starts container `i` now, or reports the back-off instant to come back at.
+    /// `Err(())`: it could not start and the worker gives up (`nodelet run`).
+    fn start_or_back_off(&mut self, i: usize) -> Result<Option<Instant>, ()> {
+        if let Some(last) = self.slots[i].last_exit {
+            let key = CrashLoopBackOff::key(&self.pod, &self.slots[i].spec);
+            let now = Timestamp::now();
+            match self.crash_back_off.decide(&key, last.finished_at, now) {
+                RestartDecision::Restart => {}
+                RestartDecision::Wait { delay, remaining } => {
+                    if self.slots[i].back_off_reported != Some(last.finished_at) {
+                        self.slots[i].back_off_reported = Some(last.finished_at);
+                        let name = self.slots[i].spec.name.clone();
+                        self.emit_for(i, backoff::back_off_event(&name, &self.pod));
+                        self.reporter
+                            .log(&backoff::crash_loop_message(delay, &name, &self.pod));
+                    }
+                    return Ok(Some(Instant::now() + remaining));
+                }
+            }
+        }
+        match self.start_container(i) {
+            Ok(()) => Ok(None),
+            Err(failure) => {
+                let name = &self.slots[i].spec.name;
+                let message = format!(
+                    "container {name} could not start: {}: {}",
+                    failure.reason, failure.message
+                );
+                if self.options.give_up_on_start_failure {
+                    self.failure = Some(message);
+                    Err(())
+                } else {
+                    self.reporter.log(&message);
+                    Ok(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY))
+                }
+            }
+        }
+    }
+
+    /// `runtimeClassName` → RuntimeClass (from the file) → handler; the seed's Failed phase
+    /// when either is missing, with the `FailedCreatePodSandBox` Warning naming both.
+    fn resolve_handler(&mut self) -> Result<Handler, String> {
+        let class_name = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.clone());
+        let table = &self.services.handlers;
+        let resolved = runtime_class::resolve_handler(
+            class_name.as_deref(),
+            table.default_name(),
+            |name| self.objects.runtime_class(name),
+            |handler| table.get(handler).is_ok(),
+        );
+        match resolved {
+            Ok(name) => table.get(&name).cloned().map_err(|e| e.to_string()),
+            Err(error) => {
+                let event = runtime_class::failure_event(&error);
+                let message = event.message.clone();
+                self.emit(None, event);
+                Err(message)
+            }
+        }
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.node
+            .pods_dir
+            .join(self.pod.metadata.uid.as_deref().unwrap_or("no-uid"))
+    }
+
+    fn emit(&self, field_path: Option<&str>, event: Event) {
+        self.reporter.event(field_path, &event);
+    }
+
+    fn emit_for(&self, i: usize, event: Event) {
+        let path = events::field_path(self.slots[i].list, &self.slots[i].spec.name);
+        self.emit(Some(&path), event);
+    }
+
+    fn pod_ips(&self) -> Vec<String> {
+        vec![self.node.host_ip.clone()]
+    }
+
+    /// Everything from image to PostStart for container `i`.
+    fn start_container(&mut self, i: usize) -> Result<(), StartFailure> {
+        let spec = self.slots[i].spec.clone();
+        let field_path = events::field_path(self.slots[i].list, &spec.name);
+        let emit = |event: Event| self.reporter.event(Some(&field_path), &event);
+
+        if self.keyring.is_none() {
+            let keyring = images::pod_keyring(&self.pod, &self.objects, &|e| self.emit(None, e))
+                .map_err(|f| StartFailure::new(f.reason, f.message))?;
+            self.keyring = Some(keyring);
+        }
+        let keyring = self.keyring.clone().unwrap_or_default();
+        let record = images::ensure_image(
+            &self.services,
+            &self.pod,
+            &spec,
+            &keyring,
+            &mut self.pull_back_off,
+            &emit,
+        )
+        .map_err(|f| StartFailure::new(f.reason, f.message))?;
+
+        let config_error = |message: String| {
+            emit(events::failed(&message));
+            StartFailure::new(
+                crate::status::waiting_reason::CREATE_CONTAINER_CONFIG_ERROR,
+                message,
+            )
+        };
+        let sources = self.env_sources();
+        let image_env = record.config.env.clone().unwrap_or_default();
+        let environment = env::make_environment(&self.pod, &spec, &image_env, &sources)
+            .map_err(|e| config_error(e.to_string()))?;
+        for warning in &environment.warnings {
+            self.emit(
+                None,
+                Event::warning(warning.reason, warning.message.clone()),
+            );
+        }
+        let process = crate::command::container_process(
+            &self.pod,
+            &spec,
+            &record.config,
+            &environment.kubelet,
+        )
+        .map_err(|e| config_error(e.to_string()))?;
+        let names = hostname::pod_hostname(&self.pod, &self.node.cluster_domain)
+            .map_err(|e| config_error(e.to_string()))?;
+        let uts_hostname = hostname::sandbox_hostname(&self.pod, &self.node.cluster_domain)
+            .map_err(|e| config_error(e.to_string()))?;
+
+        let create_error = |message: String| {
+            emit(events::failed(&message));
+            StartFailure::new(
+                crate::status::waiting_reason::CREATE_CONTAINER_ERROR,
+                message,
+            )
+        };
+        let mounts = self
+            .pod_files(&names, &spec)
+            .map_err(|e| create_error(format!("writing the pod's /etc/hosts: {e}")))?;
+
+        let attempt = self.slots[i].starts;
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let id = format!("{}_{attempt}_{uid}", spec.name);
+        let dir = self.pod_dir().join("containers").join(&id);
+        let layers: Vec<PathBuf> = record
+            .layers
+            .iter()
+            .filter_map(|l| nodelet_image::digest::Digest::parse(&l.diff_id).ok())
+            .map(|d| self.services.images.store().snapshot_path(&d))
+            .collect();
+        let bundle = Bundle::create(&dir, &layers).map_err(|e| create_error(e.to_string()))?;
+        let undo_bundle = |e: String| {
+            let _ = bundle.remove();
+            create_error(e)
+        };
+        let user = nodelet_runtime::user::resolve(&bundle.rootfs(), &process.user)
+            .map_err(|e| undo_bundle(e.to_string()))?;
+        let mut cspec = ContainerSpec::new(process.args, user);
+        let hostname_env = uts_hostname
+            .clone()
+            .unwrap_or_else(|| names.hostname.clone());
+        cspec.env = env::with_hostname(&hostname_env, environment.process)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        cspec.cwd = process.cwd;
+        cspec.hostname = uts_hostname;
+        cspec.mounts = mounts;
+        cspec.namespaces.network = NamespaceMode::Node;
+        if let Some(signal) = record
+            .config
+            .stop_signal
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            cspec.stop_signal = Signal::parse(signal).map_err(undo_bundle)?;
+        }
+        apply_security_context(&mut cspec, &spec);
+        let generated = spec::generate(&cspec).map_err(|e| undo_bundle(e.to_string()))?;
+        bundle
+            .write_spec(&generated)
+            .map_err(|e| undo_bundle(e.to_string()))?;
+
+        let handler = self
+            .handler
+            .clone()
+            .ok_or_else(|| undo_bundle("no runtime handler".into()))?;
+        let (stdio, output) = container_io::attach(&spec.name, &self.reporter)
+            .map_err(|e| undo_bundle(format!("container output: {e}")))?;
+        let container = match RuntimeContainer::create(&handler.runtime(), &id, &bundle, stdio) {
+            Ok(c) => c,
+            Err(e) => {
+                output.finish();
+                return Err(undo_bundle(e.to_string()));
+            }
+        };
+        emit(events::created(&spec.name, events::served_minor()));
+        if let Err(e) = container.start() {
+            let message = e.to_string();
+            let _ = container.delete();
+            output.finish();
+            let _ = bundle.remove();
+            emit(events::failed(&message));
+            return Err(StartFailure::new(
+                crate::status::waiting_reason::RUN_CONTAINER_ERROR,
+                message,
+            ));
+        }
+        emit(events::started(&spec.name, events::served_minor()));
+        let container = Arc::new(container);
+        let exit = Arc::new(ExitSlot::default());
+        let waiter = spawn_waiter(&container, &exit, self.tx.clone());
+        self.slots[i].starts += 1;
+        self.slots[i].running = Some(Running {
+            container,
+            bundle,
+            exit,
+            waiter,
+            output,
+        });
+        self.post_start(i);
+        Ok(())
+    }
+
+    /// PostStart, synchronously (spec §7.5): on failure `FailedPostStartHook`, then the
+    /// container is killed (`Killing` with `FailedPostStartHook`) and the restart policy
+    /// decides what follows.
+    fn post_start(&mut self, i: usize) {
+        let Some(handler) = self.slots[i]
+            .spec
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.clone())
+        else {
+            return;
+        };
+        let Some(running) = self.slots[i].running.as_ref() else {
+            return;
+        };
+        let pod_ips = self.pod_ips();
+        let target = HookTarget {
+            pod: &self.pod,
+            spec: &self.slots[i].spec,
+            container: &running.container,
+            exit: &running.exit,
+            pod_ips: &pod_ips,
+        };
+        let Err(message) = lifecycle::run_handler(&handler, target, POST_START_TIMEOUT, true)
+        else {
+            return;
+        };
+        self.emit_for(i, hooks::failed_post_start_hook());
+        self.reporter.log(&message);
+        let name = self.slots[i].spec.name.clone();
+        self.emit_for(
+            i,
+            events::killing(&name, KillReason::PostStartHookFailed, false),
+        );
+        let plan = StopPlan::new(
+            &self.pod,
+            &self.slots[i].spec,
+            KillReason::PostStartHookFailed,
+            None,
+        );
+        stop_running(running, plan.stop_timeout(None, None));
+    }
+
+    /// The objects and addresses the environment is made from.
+    fn env_sources(&self) -> StaticSources {
+        let mut sources = StaticSources::new();
+        for cm in &self.objects.config_maps {
+            sources = sources.with_config_map(cm.clone());
+        }
+        for secret in &self.objects.secrets {
+            sources = sources.with_secret(secret.clone());
+        }
+        for service in &self.objects.services {
+            sources = sources.with_service(service.clone());
+        }
+        sources.allocatable = self.node.allocatable.clone();
+        sources.pod_ips = self.pod_ips();
+        sources.host_ips = vec![self.node.host_ip.clone()];
+        sources
+    }
+
+    /// The pod's `/etc/hosts` and `/etc/hostname`, written once into its directory, as the
+    /// container's bind mounts (read-write, as upstream mounts them).
+    fn pod_files(
+        &self,
+        names: &hostname::PodHostname,
+        spec: &Container,
+    ) -> std::io::Result<Vec<BindMount>> {
+        let dir = self.pod_dir();
+        std::fs::create_dir_all(&dir)?;
+        let hosts = dir.join("etc-hosts");
+        let hostname_file = dir.join("etc-hostname");
+        let pod_ips = self.pod_ips();
+        let aliases = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_aliases.clone())
+            .unwrap_or_default();
+        if !hosts.exists() {
+            std::fs::write(
+                &hosts,
+                hostname::managed_hosts_file(&pod_ips, names, &aliases),
+            )?;
+        }
+        if !hostname_file.exists() {
+            std::fs::write(&hostname_file, format!("{}\n", names.hostname))?;
+        }
+        let mut mounts = Vec::new();
+        if hostname::should_mount_hosts_file(&self.pod, &pod_ips)
+            && !hostname::mounts_own_etc_hosts(spec)
+        {
+            mounts.push(BindMount {
+                source: hosts,
+                destination: "/etc/hosts".into(),
+                read_only: false,
+            });
+        }
+        mounts.push(BindMount {
+            source: hostname_file,
+            destination: "/etc/hostname".into(),
+            read_only: false,
+        });
+        Ok(mounts)
+    }
+
+    /// Pod termination (spec §7.6, §7.7): every running container at once, each with PreStop
+    /// then its stop signal within the pod's grace period.
+    fn terminate(&mut self) {
+        let spec_grace = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds);
+        let grace = hooks::effective_pod_grace_period(
+            None,
+            self.pod.metadata.deletion_grace_period_seconds,
+            None,
+            spec_grace,
+        );
+        let pod_ips = self.pod_ips();
+        let pod = &self.pod;
+        let reporter = &self.reporter;
+        std::thread::scope(|scope| {
+            for slot in &self.slots {
+                let Some(running) = slot.running.as_ref() else {
+                    continue;
+                };
+                let pod_ips = &pod_ips;
+                scope.spawn(move || {
+                    stop_with_pre_stop(pod, slot, running, grace, pod_ips, &**reporter);
+                });
+            }
+        });
+        self.observe();
+    }
+
+    /// Deletes whatever is left and the pod's directory.
+    fn cleanup(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(running) = slot.running.take() {
+                let _ = running.container.signal(Signal::KILL, true);
+                let exit = running.exit.wait(KILL_WAIT);
+                if slot.last_exit.is_none() || exit.is_some() {
+                    slot.last_exit = Some(LastExit {
+                        code: exit.and_then(Exit::code).unwrap_or(UNKNOWN_EXIT_CODE),
+                        finished_at: Timestamp::now(),
+                    });
+                }
+                remove_container(running, &*self.reporter);
+            }
+        }
+        let dir = self.pod_dir();
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            self.reporter
+                .log(&format!("removing {}: {e}", dir.display()));
+        }
+    }
+
+    fn outcome(&self) -> PodOutcome {
+        if let Some(message) = &self.failure {
+            return PodOutcome {
+                phase: Phase::Failed,
+                exit_code: 1,
+                message: message.clone(),
+            };
+        }
+        let failed = self
+            .slots
+            .iter()
+            .filter_map(|s| s.last_exit.map(|e| (s, e.code)))
+            .find(|(_, code)| *code != 0);
+        match failed {
+            Some((slot, code)) => PodOutcome {
+                phase: Phase::Failed,
+                exit_code: code,
+                message: format!("container {} exited with code {code}", slot.spec.name),
+            },
+            None => PodOutcome {
+                phase: Phase::Succeeded,
+                exit_code: 0,
+                message: "all containers exited with code 0".into(),
+            },
+        }
+    }
+}
+
+/// A thread that waits for the container's end, records it and wakes the worker. It is the
+/// only caller of `Container::wait` while the container runs (that call holds the
+/// container's lock), so stops wait on the [`ExitSlot`] instead.
+fn spawn_waiter(
+    container: &Arc<RuntimeContainer>,
+    exit: &Arc<ExitSlot>,
+    tx: Sender<Msg>,
+) -> JoinHandle<()> {
+    let container = container.clone();
+    let exit = exit.clone();
+    std::thread::spawn(move || {
+        let ended = container.wait(None).ok().flatten().unwrap_or(Exit::Unknown);
+        exit.set(ended);
+        let _ = tx.send(Msg::Exited);
+    })
+}
+
+/// The stop signal, up to `timeout_seconds` for the end, then SIGKILL.
+fn stop_running(running: &Running, timeout_seconds: i64) {
+    if running.exit.get().is_some() {
+        return;
+    }
+    let signal = running.container.metadata().stop_signal;
+    let _ = running.container.signal(signal, false);
+    let timeout = Duration::from_secs(timeout_seconds.max(0).unsigned_abs());
+    if running.exit.wait(timeout).is_some() {
+        return;
+    }
+    let _ = running
+        .container
+        .signal(Signal::KILL, running.container.metadata().kill_all);
+    running.exit.wait(KILL_WAIT);
+}
+
+/// `killContainer`: `Killing`, PreStop within the grace period, then the stop.
+fn stop_with_pre_stop(
+    pod: &Pod,
+    slot: &Slot,
+    running: &Running,
+    grace: i64,
+    pod_ips: &[String],
+    reporter: &dyn PodReporter,
+) {
+    let path = events::field_path(slot.list, &slot.spec.name);
+    if running.exit.get().is_some() {
+        return;
+    }
+    reporter.event(
+        Some(&path),
+        &events::killing(&slot.spec.name, KillReason::Stop, false),
+    );
+    let plan = StopPlan::new(pod, &slot.spec, KillReason::Stop, Some(grace));
+    let mut pre_stop_elapsed = None;
+    let pre_stop = slot
+        .spec
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref());
+    if let (Some(handler), Some(deadline)) = (pre_stop, plan.pre_stop_deadline()) {
+        let started = Instant::now();
+        let (tx, rx) = channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let target = HookTarget {
+                    pod,
+                    spec: &slot.spec,
+                    container: &running.container,
+                    exit: &running.exit,
+                    pod_ips,
+                };
+                let _ = tx.send(lifecycle::run_handler(handler, target, deadline, true));
+            });
+            match rx.recv_timeout(deadline) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    reporter.event(Some(&path), &hooks::failed_pre_stop_hook());
+                    reporter.log(&message);
+                }
+                Err(_) => reporter.log(&format!(
+                    "PreStop hook of container {} not completed in grace period ({grace}s)",
+                    slot.spec.name
+                )),
+            }
+            pre_stop_elapsed = Some(started.elapsed());
+            // Leave the scope without waiting for a hook that overran: stop the container,
+            // which ends an exec in it too.
+            stop_running(running, plan.stop_timeout(pre_stop_elapsed, None));
+        });
+        return;
+    }
+    stop_running(running, plan.stop_timeout(pre_stop_elapsed, None));
+}
+
+/// Deletes an ended container from the runtime, its bundle (rootfs unmounted) and waits for
+/// its last output.
+fn remove_container(running: Running, reporter: &dyn PodReporter) {
+    let Running {
+        container,
+        bundle,
+        exit: _,
+        waiter,
+        output,
+    } = running;
+    let _ = waiter.join();
+    match Arc::try_unwrap(container) {
+        Ok(container) => {
+            let id = container.id().to_owned();
+            if let Err(e) = container.delete() {
+                reporter.log(&format!("deleting container {id}: {e}"));
+            }
+        }
+        Err(_) => reporter.log("a container is still referenced; not deleted"),
+    }
+    if let Err(e) = bundle.remove() {
+        reporter.log(&format!("removing {}: {e}", bundle.dir().display()));
+    }
+    output.finish();
+}
+
+/// The parts of `securityContext` the runtime spec has fields for.
+fn apply_security_context(cspec: &mut ContainerSpec, container: &Container) {
+    let Some(sc) = container.security_context.as_ref() else {
+        return;
+    };
+    cspec.privileged = sc.privileged.unwrap_or(false);
+    cspec.read_only_rootfs = sc.read_only_root_filesystem.unwrap_or(false);
+    cspec.no_new_privileges = sc.allow_privilege_escalation == Some(false);
+    if let Some(caps) = &sc.capabilities {
+        cspec.capabilities.add = caps.add.clone().unwrap_or_default();
+        cspec.capabilities.drop = caps.drop.clone().unwrap_or_default();
+    }
+}

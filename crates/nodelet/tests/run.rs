@@ -1,0 +1,782 @@
+//! `nodelet run -f pod.yaml` as a user runs it: the real binary, the test bed's registries and
+//! the installed OCI runtimes. Privileged: run as root.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nodelet_testbed::{Bed, BedInfo};
+
+/// No test's pod may take longer.
+const LIMIT: Duration = Duration::from_secs(90);
+
+struct Node {
+    root: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Node {
+    /// A node whose config trusts the bed (A insecure, B and C through the CA), with runc
+    /// (the default) and crun, each keeping its state in the node's directory.
+    fn new(bed: &BedInfo) -> Node {
+        let root = tempfile::Builder::new()
+            .prefix("nodelet-run-")
+            .tempdir()
+            .unwrap();
+        let config = root.path().join("config.toml");
+        let ca = bed.ca_cert.display();
+        let state = root.path().join("runtimes");
+        std::fs::write(
+            &config,
+            format!(
+                "default_runtime = \"runc\"\n\
+                 [runtimes.runc]\nroot = \"{s}/runc\"\n\
+                 [runtimes.crun]\nroot = \"{s}/crun\"\n\
+                 [registries.\"{a}\"]\ninsecure = true\n\
+                 [registries.\"{b}\"]\nca_file = \"{ca}\"\n\
+                 [registries.\"{c}\"]\nca_file = \"{ca}\"\n",
+                s = state.display(),
+                a = bed.plain.host,
+                b = bed.basic.host,
+                c = bed.token.host
+            ),
+        )
+        .unwrap();
+        Node { root, config }
+    }
+
+    fn write_pod(&self, yaml: &str) -> PathBuf {
+        let path = self.root.path().join("pod.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn start(&self, yaml: &str) -> Running {
+        let pod = self.write_pod(yaml);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nodelet"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--root-dir")
+            .arg(self.root.path().join("state"))
+            .args(["run", "-f"])
+            .arg(&pod)
+            // Node credentials are looked up in cwd and $HOME too: keep those empty.
+            .current_dir(self.root.path())
+            .env("HOME", self.root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Running {
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs the pod to its end.
+    fn run(&self, yaml: &str) -> Finished {
+        self.start(yaml).finish()
+    }
+
+    /// Nothing left: no containers in either runtime, no mounts, no pod directories.
+    fn assert_clean(&self) {
+        for runtime in ["runc", "crun"] {
+            let root = self.root.path().join("runtimes").join(runtime);
+            if !root.exists() {
+                continue;
+            }
+            let out = Command::new(runtime)
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"])
+                .output()
+                .unwrap();
+            let listed = String::from_utf8_lossy(&out.stdout);
+            assert!(listed.trim().is_empty(), "{runtime} still lists {listed}");
+        }
+        let ours = self.root.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&ours)).collect();
+        assert!(left.is_empty(), "mounts left: {left:#?}");
+        let pods = self.root.path().join("state/pods");
+        let entries: Vec<_> = std::fs::read_dir(&pods)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(entries.is_empty(), "pod directories left: {entries:?}");
+    }
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    started: Instant,
+}
+
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn all(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Running {
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout contains `text`.
+    fn wait_for(&mut self, text: &str) {
+        while !self.stdout().contains(text) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "nodelet ended ({status}) before printing {text:?}: {}",
+                    self.stdout()
+                );
+            }
+            assert!(
+                self.started.elapsed() < LIMIT,
+                "no {text:?} after {LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until stderr contains `text`.
+    fn wait_for_stderr(&mut self, text: &str) {
+        while !self.stderr.lock().unwrap().contains(text) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("nodelet ended ({status}) before printing {text:?}");
+            }
+            assert!(
+                self.started.elapsed() < LIMIT,
+                "no {text:?} after {LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn finish(mut self) -> Finished {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if self.started.elapsed() > LIMIT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "nodelet run still running after {LIMIT:?}: {}",
+                    self.stdout()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The readers end with the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        Finished {
+            code: status.code(),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr: self.stderr.lock().unwrap().clone(),
+        }
+    }
+}
+
+fn image(bed: &BedInfo, name: &str) -> String {
+    BedInfo::reference(&bed.plain, name)
+}
+
+fn pod(name: &str, body: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{body}")
+}
+
+#[test]
+fn a_busybox_pod_echoes_success() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "hello",
+        &format!(
+            "  restartPolicy: Never\n  containers:\n  - name: main\n    image: {}\n    command: [\"sh\", \"-c\", \"echo SUCCESS; hostname; cat /etc/hostname; grep -c hello /etc/hosts\"]\n",
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(done.stdout.contains("[main] SUCCESS\n"), "{}", done.all());
+    // hostname = the pod's name, in the UTS namespace, /etc/hostname and /etc/hosts.
+    assert!(
+        done.stdout
+            .contains("[main] hello\n[main] hello\n[main] 1\n"),
+        "{}",
+        done.all()
+    );
+    for event in [
+        "Normal  Pulling  Pulling image",
+        "Normal  Pulled  Successfully pulled image",
+        "Normal  Created  Created container: main",
+        "Normal  Started  Started container main",
+    ] {
+        assert!(done.stderr.contains(event), "{event}: {}", done.all());
+    }
+    assert!(
+        done.stderr.contains("including waiting). Image size: "),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+
+    // Again: the image is on the node now.
+    let again = node.run(&yaml);
+    assert_eq!(again.code, Some(0), "{}", again.all());
+    assert!(
+        again.stderr.contains(&format!(
+            "Normal  Pulled  Container image \"{}\" already present on machine",
+            image(&bed, "tiny")
+        )),
+        "{}",
+        again.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn environment_from_image_env_expansion_downward_api_and_config_map() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team\ndata:\n  mode: fast\n---\n{}",
+        pod(
+            "env-demo",
+            &format!(
+                r#"  restartPolicy: Never
+  containers:
+  - name: main
+    image: {}
+    command: ["/bin/sh", "-c"]
+    args: ["echo GREETING=$GREETING; echo OVERRIDE_ME=$OVERRIDE_ME; echo MSG=$MSG; echo POD=$POD_NAME/$POD_NS; echo MODE=$MODE; echo ESC=$ESC; echo USER=$(id -u) PWD=$(pwd); echo 'ARG=$(MSG)'"]
+    env:
+    - {{name: OVERRIDE_ME, value: pod}}
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: POD_NS, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+    - {{name: MODE, valueFrom: {{configMapKeyRef: {{name: settings, key: mode}}}}}}
+    - {{name: MSG, value: "$(POD_NAME) says $(GREETING) in $(MODE) $(UNDEFINED)"}}
+    - {{name: ESC, value: "$$(POD_NAME)"}}
+"#,
+                image(&bed, "config")
+            )
+        )
+        .replace("  name: env-demo\n", "  name: env-demo\n  namespace: team\n")
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    for line in [
+        "[main] GREETING=hello from the image config",
+        "[main] OVERRIDE_ME=pod",
+        // $(GREETING) is the image's: not visible to the kubelet's expansion.
+        "[main] MSG=env-demo says $(GREETING) in fast $(UNDEFINED)",
+        "[main] POD=env-demo/team",
+        "[main] MODE=fast",
+        "[main] ESC=$(POD_NAME)",
+        "[main] USER=1000 PWD=/srv/app",
+        "[main] ARG=env-demo says $(GREETING) in fast $(UNDEFINED)",
+    ] {
+        assert!(
+            done.stdout.contains(&format!("{line}\n")),
+            "{line}: {}",
+            done.all()
+        );
+    }
+    node.assert_clean();
+
+    // A key the ConfigMap lacks: the container cannot be configured.
+    let missing = yaml.replace("key: mode", "key: nope");
+    let done = node.run(&missing);
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr
+            .contains("Warning  Failed  Error: couldn't find key nope in ConfigMap team/settings"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn a_failing_container_gives_its_exit_code() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "fails",
+        &format!(
+            "  restartPolicy: Never\n  containers:\n  - name: main\n    image: {}\n    command: [\"sh\", \"-c\", \"echo about to fail; exit 3\"]\n",
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(3), "{}", done.all());
+    assert!(
+        done.stdout.contains("[main] about to fail"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn on_failure_restarts_a_failed_container() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    // No volumes yet: the pod's /etc/hostname (one file per pod, mounted read-write into
+    // every start) carries the mark from the first run to the restart.
+    let yaml = pod(
+        "retry",
+        &format!(
+            "  restartPolicy: OnFailure\n  containers:\n  - name: main\n    image: {}\n    command: [\"sh\", \"-c\", \"if grep -q tried /etc/hostname; then echo second run; exit 0; fi; echo tried >> /etc/hostname; echo first run; exit 1\"]\n",
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let first = done.stdout.find("[main] first run").expect("first run");
+    let second = done.stdout.find("[main] second run").expect("restarted");
+    assert!(first < second, "{}", done.all());
+    node.assert_clean();
+}
+
+#[test]
+fn always_restarts_with_crash_loop_back_off_until_interrupted() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "crashy",
+        &format!(
+            "  containers:\n  - name: main\n    image: {}\n    command: [\"sh\", \"-c\", \"echo attempt; exit 2\"]\n",
+            image(&bed, "tiny")
+        ),
+    );
+    let mut running = node.start(&yaml);
+    // The first restart is immediate; the second waits 10 s.
+    running.wait_for_stderr(
+        "Warning  BackOff  Back-off restarting failed container main in pod crashy_default(",
+    );
+    running.signal("INT");
+    let done = running.finish();
+    assert_eq!(done.code, Some(2), "{}", done.all());
+    assert_eq!(
+        done.stdout.matches("[main] attempt").count(),
+        2,
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn init_containers_run_in_order_and_a_failed_one_fails_the_pod() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "inits",
+        &format!(
+            "  restartPolicy: Never\n  initContainers:\n  - name: first\n    image: {img}\n    command: [\"sh\", \"-c\", \"sleep 0.3; echo first\"]\n  - name: second\n    image: {img}\n    command: [\"sh\", \"-c\", \"echo second\"]\n  containers:\n  - name: main\n    image: {img}\n    command: [\"sh\", \"-c\", \"echo main\"]\n",
+            img = image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let order: Vec<usize> = ["[first] first", "[second] second", "[main] main"]
+        .iter()
+        .map(|l| {
+            done.stdout
+                .find(l)
+                .unwrap_or_else(|| panic!("{l}: {}", done.all()))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", done.all());
+    node.assert_clean();
+
+    let failing = yaml.replace("echo second", "echo second; exit 5");
+    let done = node.run(&failing);
+    assert_eq!(done.code, Some(5), "{}", done.all());
+    assert!(
+        !done.stdout.contains("[main]"),
+        "main must not start: {}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn an_image_that_does_not_exist_fails_to_start() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let missing = format!("{}/tiny:missing", bed.plain.host);
+    let yaml = pod(
+        "no-image",
+        &format!("  restartPolicy: Never\n  containers:\n  - name: main\n    image: {missing}\n"),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr.contains(&format!(
+            "Warning  Failed  Failed to pull image \"{missing}\": "
+        )),
+        "{}",
+        done.all()
+    );
+    assert!(
+        done.stderr.contains("Warning  Failed  Error: ErrImagePull"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn pull_policy_never_with_the_image_absent() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let img = image(&bed, "tiny");
+    let yaml = pod(
+        "never",
+        &format!(
+            "  restartPolicy: Never\n  containers:\n  - name: main\n    image: {img}\n    imagePullPolicy: Never\n"
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr.contains(&format!(
+            "Warning  ErrImageNeverPull  Container image \"{img}\" is not present with pull policy of Never"
+        )),
+        "{}",
+        done.all()
+    );
+    assert!(
+        done.stderr.contains("Error: ErrImageNeverPull"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn a_private_image_pulls_with_the_pods_pull_secret() {
+    use base64::Engine;
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let img = BedInfo::reference(&bed.basic, "private");
+    let body = format!(
+        "  restartPolicy: Never\n  containers:\n  - name: main\n    image: {img}\n    command: [\"cat\", \"/etc/private-image\"]\n"
+    );
+    let without = node.run(&pod("private", &body));
+    assert_eq!(without.code, Some(1), "{}", without.all());
+    assert!(
+        without.stderr.contains("Error: ErrImagePull"),
+        "{}",
+        without.all()
+    );
+
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", bed.puller.username, bed.puller.password));
+    let config = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+        bed.basic.host
+    );
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n---\n",
+        base64::engine::general_purpose::STANDARD.encode(config)
+    );
+    let with = format!(
+        "{secret}{}",
+        pod(
+            "private",
+            &format!("  imagePullSecrets:\n  - name: regcred\n{body}")
+        )
+    );
+    let done = node.run(&with);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("[main] this image is private"),
+        "{}",
+        done.all()
+    );
+    assert!(
+        !done.all().contains(&bed.puller.password),
+        "a password was printed"
+    );
+    node.assert_clean();
+}
+
+fn crun_installed() -> bool {
+    Command::new("crun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_runtime_class_picks_its_handler() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let class = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: fast\nhandler: crun\n---\n";
+    let yaml = format!(
+        "{class}{}",
+        pod(
+            "classy",
+            &format!(
+                "  runtimeClassName: fast\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {}\n    command: [\"echo\", \"SUCCESS\"]\n",
+                image(&bed, "tiny")
+            )
+        )
+    );
+    if !crun_installed() {
+        println!("SKIPPED: crun is not installed");
+        return;
+    }
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(done.stdout.contains("[main] SUCCESS"), "{}", done.all());
+    assert!(
+        done.stderr.contains("runtime handler \"crun\""),
+        "{}",
+        done.all()
+    );
+    // crun kept its state where the config says; runc was never asked.
+    assert!(node.root.path().join("runtimes/crun").exists());
+    assert!(!node.root.path().join("runtimes/runc").exists());
+    node.assert_clean();
+}
+
+#[test]
+fn a_missing_runtime_class_or_handler_fails_the_pod() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let body = format!(
+        "  runtimeClassName: gvisor\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {}\n",
+        image(&bed, "tiny")
+    );
+    let class = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: gvisor\nhandler: runsc\n---\n";
+    let done = node.run(&format!("{class}{}", pod("sandboxed", &body)));
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr
+            .contains("Warning  FailedCreatePodSandBox  Failed to create pod sandbox: ")
+            && done.stderr.contains("\"runsc\"")
+            && done.stderr.contains("\"gvisor\""),
+        "{}",
+        done.all()
+    );
+    assert!(
+        done.stderr.contains("pod default/sandboxed Failed"),
+        "{}",
+        done.all()
+    );
+    assert!(
+        !done.stderr.contains("Pulling"),
+        "nothing is pulled: {}",
+        done.all()
+    );
+
+    let done = node.run(&pod("sandboxed", &body));
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr
+            .contains("runtimeclass.node.k8s.io \"gvisor\" not found"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn post_start_runs_before_the_container_counts_as_running() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "hooked",
+        &format!(
+            r#"  restartPolicy: Never
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "while [ ! -f /tmp/started ]; do sleep 0.1; done; cat /tmp/started"]
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "echo poststart ran > /tmp/started"]
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("[main] poststart ran"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+
+    // A failing hook: FailedPostStartHook, the container is killed, the pod fails.
+    // (sh as pid 1 ignores SIGTERM: a short grace period keeps the kill quick.)
+    let failing = yaml
+        .replace("echo poststart ran > /tmp/started", "exit 1")
+        .replace(
+            "  restartPolicy: Never\n",
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n",
+        );
+    let done = node.run(&failing);
+    assert_ne!(done.code, Some(0), "{}", done.all());
+    for text in [
+        "Warning  FailedPostStartHook  PostStartHook failed",
+        "Normal  Killing  FailedPostStartHook",
+        "Exec lifecycle hook ([sh -c exit 1]) for Container \"main\" in Pod \"hooked_default(",
+    ] {
+        assert!(done.stderr.contains(text), "{text}: {}", done.all());
+    }
+    node.assert_clean();
+}
+
+#[test]
+fn sigterm_runs_pre_stop_then_stops_the_container() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "stopper",
+        &format!(
+            r#"  restartPolicy: Always
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; sleep 1000 & wait"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let mut running = node.start(&yaml);
+    running.wait_for("[main] ready");
+    running.signal("TERM");
+    let done = running.finish();
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let pre_stop = done
+        .stdout
+        .find("[main] prestop ran")
+        .unwrap_or_else(|| panic!("{}", done.all()));
+    let term = done
+        .stdout
+        .find("[main] got TERM")
+        .unwrap_or_else(|| panic!("{}", done.all()));
+    assert!(
+        pre_stop < term,
+        "PreStop runs before the stop signal: {}",
+        done.all()
+    );
+    assert!(
+        done.stderr
+            .contains("Normal  Killing  Stopping container main"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn the_grace_period_covers_pre_stop_and_the_stop_with_two_seconds_after_a_slow_hook() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    // The container ignores SIGTERM and PreStop outlasts the 3 s grace period: PreStop gets
+    // 3 s, the stop signal then 2 s more (the minimum), then SIGKILL: about 5 s in all.
+    let yaml = pod(
+        "slow",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sleep", "30"]
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let mut running = node.start(&yaml);
+    running.wait_for("[main] ready");
+    let signalled = Instant::now();
+    running.signal("INT");
+    let done = running.finish();
+    let took = signalled.elapsed();
+    assert_eq!(done.code, Some(137), "{}", done.all());
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(12),
+        "termination took {took:?}: {}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+#[test]
+fn an_invalid_pod_is_refused_with_the_api_message() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let done = node.run(&pod(
+        "Bad_Name",
+        &format!(
+            "  containers:\n  - name: main\n    image: {}\n",
+            image(&bed, "tiny")
+        ),
+    ));
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr.contains(
+            "The Pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""
+        ),
+        "{}",
+        done.all()
+    );
+}
