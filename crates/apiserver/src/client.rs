@@ -99,4 +99,10 @@ impl LocalClient {
         )
         .await
     }
+
+    /// DELETE, with an optional `DeleteOptions` body.
+    pub async fn delete(&self, path: &str, options: Option<&Value>) -> Result<Value, ApiError> {
+        self.request(Method::DELETE, path, options, "application/json")
+            .await
+    }
 }

@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => crate::serve::run(args),
+        Command::Serve(args) => crate::serve::run(args, &config, &cli.root_dir),
         Command::Run { file } => crate::run::run(&file, &config, &cli.root_dir),
         Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
         Command::Agent => not_built("agent", 6),

@@ -6,6 +6,7 @@ mod config;
 mod images;
 mod run;
 mod serve;
+mod serve_kubelet;
 
 use std::process::ExitCode;
 

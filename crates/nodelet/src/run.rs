@@ -179,7 +179,7 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
 
 /// The node's primary IPv4 address (the source address of its default route), or
 /// 127.0.0.1 without one. Connecting a UDP socket sends nothing.
-fn host_ip() -> String {
+pub(crate) fn host_ip() -> String {
     std::net::UdpSocket::bind("0.0.0.0:0")
         .and_then(|s| {
             s.connect("192.0.2.1:9")?;
@@ -190,7 +190,7 @@ fn host_ip() -> String {
 }
 
 /// CPUs and memory of the node (no reservations yet).
-fn allocatable() -> BTreeMap<String, Quantity> {
+pub(crate) fn allocatable() -> BTreeMap<String, Quantity> {
     let mut out = BTreeMap::new();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     out.insert("cpu".into(), Quantity(cpus.to_string()));

@@ -1,7 +1,7 @@
 //! `nodelet serve`: the API server (with its store, PKI and admission), the node's own Node
-//! object and its Lease heart-beat, and the scheduler (with `NODELET_SCHEDULER=1` until the
-//! kubelet runs here); the kubelet joins this process later,
-//! talking to the API through `ApiServer::client` (the same router, no socket).
+//! object and its Lease heart-beat, the scheduler (off with `NODELET_SCHEDULER=0`) and the
+//! kubelet (`serve_kubelet`), both talking to the API through `ApiServer::client` (the same
+//! router, no socket).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,11 @@ const LEASE_DURATION_SECONDS: i64 = 40;
 /// How often the Node's conditions are re-posted when nothing changed.
 const STATUS_REPORT: Duration = Duration::from_secs(60);
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: ServeArgs,
+    config: &crate::config::Config,
+    root_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     for plugin in &args.enable_admission_plugins {
         if plugin != "AlwaysPullImages" {
             anyhow::bail!(
@@ -47,11 +51,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))?;
+    runtime.block_on(serve(args, config, root_dir))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    args: ServeArgs,
+    node_config: &crate::config::Config,
+    root_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let node_name = hostname();
     let mut config = ServerConfig::new(&args.data_dir, args.listen);
     config.extra_names.push(node_name.clone());
@@ -75,7 +83,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         name: format!("system:node:{node_name}"),
         groups: vec!["system:nodes".into(), "system:authenticated".into()],
     });
-    let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone()));
+    let heartbeat = tokio::spawn(heartbeat(node_client.clone(), node_name.clone()));
+    let kubelet =
+        match crate::serve_kubelet::Kubelet::new(node_client, &node_name, node_config, root_dir) {
+            Ok(k) => Some(tokio::spawn(crate::serve_kubelet::run(k))),
+            Err(err) => {
+                eprintln!("nodelet: not running pods: {err:#}");
+                None
+            }
+        };
     let scheduler = nodelet_scheduler::Scheduler::new(
         server.client(User {
             name: "system:kube-scheduler".into(),
@@ -86,12 +102,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
-    // Opt-in until the kubelet runs here: a bound pod's deletion waits for a kubelet.
+    // On unless `NODELET_SCHEDULER=0`: the kubelet above finishes the pods it binds.
     let scheduler = std::env::var_os("NODELET_SCHEDULER")
-        .is_some_and(|v| v == "1")
+        .is_none_or(|v| v != "0")
         .then(|| tokio::spawn(scheduler.run()));
     server.run(shutdown_signal()).await;
     heartbeat.abort();
+    if let Some(kubelet) = kubelet {
+        kubelet.abort();
+    }
     if let Some(scheduler) = scheduler {
         scheduler.abort();
     }
@@ -142,7 +161,7 @@ async fn heartbeat(client: LocalClient, node: String) {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     jiff_now(false)
 }
 

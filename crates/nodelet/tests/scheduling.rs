@@ -25,10 +25,12 @@ impl Server {
             probe.local_addr().unwrap().port()
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_nodelet"))
+            // The kubelet's state (images, pods) stays in the test's directory.
+            .arg("--root-dir")
+            .arg(dir.path().join("state"))
             .args(["serve", "--data-dir"])
             .arg(dir.path().join("server"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("NODELET_SCHEDULER", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
