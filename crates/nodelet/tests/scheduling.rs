@@ -3,101 +3,11 @@
 //! `kubectl describe`; pods that fit nowhere stay Pending with the upstream `FailedScheduling`
 //! message.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod serve_support;
 
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+use std::path::Path;
 
-/// A running `nodelet serve`, stopped (by its PID) when dropped.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = {
-            let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
-            probe.local_addr().unwrap().port()
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nodelet"))
-            // The kubelet's state (images, pods) stays in the test's directory.
-            .arg("--root-dir")
-            .arg(dir.path().join("state"))
-            .args(["serve", "--data-dir"])
-            .arg(dir.path().join("server"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nodelet serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("export KUBECONFIG=") => break,
-                Some(Ok(_)) => {}
-                _ => panic!("nodelet serve ended before printing the kubeconfig"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("server/kubeconfig")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    /// Polls `check` on kubectl's output of `args` for up to 10 s; returns the last output.
-    fn wait_for(&self, args: &[&str], check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = self.kubectl(args);
-            if check(&out) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {args:?} never matched:\n{out}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve_support::{KUBECTL, Server};
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -127,9 +37,10 @@ fn kubectl_sees_pods_scheduled_or_not() {
         eprintln!("skipped: {KUBECTL} is not installed");
         return;
     }
-    let server = Server::start();
+    let server = Server::start(None);
     let node = hostname();
     server.wait_for(
+        10,
         &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
         |out| out == node,
     );
@@ -140,11 +51,12 @@ fn kubectl_sees_pods_scheduled_or_not() {
         "pod/sched created\n"
     );
     server.wait_for(
+        10,
         &["get", "pod", "sched", "-o", "jsonpath={.spec.nodeName}"],
         |out| out == node,
     );
     let scheduled = format!("Successfully assigned default/sched to {node}");
-    let describe = server.wait_for(&["describe", "pod", "sched"], |out| {
+    let describe = server.wait_for(10, &["describe", "pod", "sched"], |out| {
         out.contains(&scheduled)
     });
     let line = describe.lines().find(|l| l.contains(&scheduled)).unwrap();
@@ -174,7 +86,7 @@ fn kubectl_sees_pods_scheduled_or_not() {
     server.kubectl(&["create", "-f", &file]);
     let want = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. \
                 preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
-    let describe = server.wait_for(&["describe", "pod", "picky"], |out| out.contains(want));
+    let describe = server.wait_for(10, &["describe", "pod", "picky"], |out| out.contains(want));
     assert!(
         describe
             .lines()
@@ -206,6 +118,7 @@ fn kubectl_sees_pods_scheduled_or_not() {
     let want = "0/1 nodes are available: 1 Insufficient cpu. \
                 preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
     let events = server.wait_for(
+        10,
         &[
             "get",
             "events",
