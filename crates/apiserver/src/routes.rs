@@ -20,7 +20,7 @@ use crate::resources::generic::{
     DeleteOptions, FieldValidation, ListParams, Resources, WriteOptions, Written,
 };
 use crate::resources::{Kind, ResourceType, by_plural};
-use crate::selectors::{FieldSelector, LabelSelector, Selection};
+use crate::selectors::{FieldSelector, Selection, parse_labels};
 use crate::table::{self, IncludeObject};
 use crate::watch::{self, WatchParams};
 
@@ -300,7 +300,7 @@ fn write_options(query: &Query) -> ApiResult<WriteOptions> {
 
 fn selection(query: &Query, rt: &ResourceType) -> ApiResult<Selection> {
     Ok(Selection {
-        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
+        labels: parse_labels(query.get("labelSelector").unwrap_or(""))?,
         fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""), rt)?,
     })
 }

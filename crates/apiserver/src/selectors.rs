@@ -1,119 +1,19 @@
 //! Label and field selectors applied to JSON objects.
 //!
-//! A private, small implementation: `nodelet_api::selectors` (typed, fuller) was not exported
-//! yet when this was written; the grammar accepted here is the one kubectl sends
-//! (`a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`; field terms `f=v`, `f!=v`).
-
-use std::collections::BTreeMap;
+//! Label selectors are `nodelet_api::selectors::LabelSelector`. Field selectors are matched
+//! here on the stored JSON (terms `f=v`, `f==v`, `f!=v`), with the fields each kind supports.
 
 use serde_json::Value;
+
+use nodelet_api::selectors::LabelSelector;
 
 use crate::errors::ApiError;
 use crate::resources::{Kind, ResourceType, meta};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Op {
-    In(Vec<String>),
-    NotIn(Vec<String>),
-    Exists,
-    DoesNotExist,
-}
-
-/// A parsed label selector (a conjunction of requirements).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSelector {
-    reqs: Vec<(String, Op)>,
-}
-
-/// Splits on commas that are not inside parentheses.
-fn split_top(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
-fn set_values(s: &str) -> Option<Vec<String>> {
-    let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
-}
-
-impl LabelSelector {
-    /// Parses the string form; an empty string selects everything.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = |part: &str| {
-            ApiError::bad_request(format!(
-                "unable to parse requirement: found '{part}', expected: identifier"
-            ))
-        };
-        let mut reqs = Vec::new();
-        for part in split_top(s).into_iter().map(str::trim) {
-            if part.is_empty() {
-                continue;
-            }
-            let req = if let Some(key) = part.strip_prefix('!') {
-                (key.trim().to_owned(), Op::DoesNotExist)
-            } else if let Some((k, v)) = part.split_once("!=") {
-                (k.trim().to_owned(), Op::NotIn(vec![v.trim().to_owned()]))
-            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                (k.trim().to_owned(), Op::In(vec![v.trim().to_owned()]))
-            } else if let Some((k, v)) = part.split_once(" notin ") {
-                (
-                    k.trim().to_owned(),
-                    Op::NotIn(set_values(v).ok_or_else(|| bad(part))?),
-                )
-            } else if let Some((k, v)) = part.split_once(" in ") {
-                (
-                    k.trim().to_owned(),
-                    Op::In(set_values(v).ok_or_else(|| bad(part))?),
-                )
-            } else if part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            {
-                (part.to_owned(), Op::Exists)
-            } else {
-                return Err(bad(part));
-            };
-            if req.0.is_empty() {
-                return Err(bad(part));
-            }
-            reqs.push(req);
-        }
-        Ok(LabelSelector { reqs })
-    }
-
-    /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.reqs.iter().all(|(key, op)| match op {
-            Op::In(vals) => labels.get(key).is_some_and(|v| vals.contains(v)),
-            Op::NotIn(vals) => labels.get(key).is_none_or(|v| !vals.contains(v)),
-            Op::Exists => labels.contains_key(key),
-            Op::DoesNotExist => !labels.contains_key(key),
-        })
-    }
-
-    /// Whether it selects everything.
-    pub fn is_everything(&self) -> bool {
-        self.reqs.is_empty()
-    }
+/// Parses a `labelSelector` query value (upstream grammar and messages, from `nodelet-api`);
+/// an empty string selects everything.
+pub fn parse_labels(s: &str) -> Result<LabelSelector, ApiError> {
+    LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// A parsed field selector: terms `(field, value, negated)`.
@@ -241,6 +141,7 @@ mod tests {
     use super::*;
     use crate::resources;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -265,13 +166,9 @@ mod tests {
             ("!missing", true),
             ("missing!=x", true),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&l),
-                want,
-                "{sel}"
-            );
+            assert_eq!(parse_labels(sel).unwrap().matches(&l), want, "{sel}");
         }
-        assert!(LabelSelector::parse("a b c").is_err());
+        assert!(parse_labels("a b c").is_err());
     }
 
     #[test]

@@ -313,7 +313,7 @@ async fn watches_resume_filter_and_expire() {
     let params = WatchParams {
         resource_version: rv.clone(),
         selection: Selection {
-            labels: nodelet_apiserver::selectors::LabelSelector::parse("app=x").unwrap(),
+            labels: nodelet_apiserver::selectors::parse_labels("app=x").unwrap(),
             ..Default::default()
         },
         bookmarks: true,
