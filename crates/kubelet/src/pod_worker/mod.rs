@@ -101,6 +101,9 @@ pub trait PodReporter: Send + Sync + std::fmt::Debug {
     fn output(&self, container: &str, stream: Stream, line: &[u8]);
     /// A message for the log (details that are kept out of events, progress).
     fn log(&self, message: &str);
+    /// The pod's status as the worker now observes it (phase, conditions, container
+    /// statuses), each time it changes. Ignored where nobody keeps it (`nodelet run`).
+    fn status(&self, _status: &nodelet_api::k8s::api::core::v1::PodStatus) {}
 }
 
 /// How the worker reacts to a container that cannot be started.
