@@ -34,6 +34,7 @@ pub mod events;
 pub mod expansion;
 pub mod hooks;
 pub mod hostname;
+pub mod probes;
 pub mod runtime_class;
 pub mod service_env;
 pub mod status;
