@@ -34,7 +34,6 @@ pub mod events;
 pub mod expansion;
 pub mod hooks;
 pub mod hostname;
-pub mod probes;
 pub mod runtime_class;
 pub mod service_env;
 pub mod status;
@@ -42,4 +41,5 @@ pub mod termination_message;
 
 // The stateful parts (I/O, threads, the runtime): the pod worker and the pod sources.
 pub mod pod_worker;
+pub mod probes;
 pub mod sources;
