@@ -3,10 +3,13 @@
 //! Output (stdout then stderr) is kept up to [`MAX_OUTPUT`]; a timeout fails the probe with
 //! `command "<argv>" timed out` (the `ExecProbeTimeout` behaviour, GA since 1.20).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nodelet_api::field_errors::go_quote;
 use nodelet_api::k8s::api::core::v1::ExecAction;
+use nodelet_runtime::container::{Container as RuntimeContainer, ContainerError};
+use nodelet_runtime::oci_runtime::RuntimeError;
 
 use super::{MAX_OUTPUT, Outcome};
 
@@ -36,6 +39,25 @@ where
 {
     fn exec(&self, command: &[String], timeout: Duration) -> ExecResult {
         self(command, timeout)
+    }
+}
+
+/// The runtime's exec in a running container (`Container::exec`, the process settings of the
+/// container's own process), as probes use it.
+#[derive(Debug, Clone)]
+pub struct RuntimeExec(pub Arc<RuntimeContainer>);
+
+impl ExecInContainer for RuntimeExec {
+    fn exec(&self, command: &[String], timeout: Duration) -> ExecResult {
+        match self.0.exec(command, timeout) {
+            Ok(out) => ExecResult::Exited {
+                code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            },
+            Err(ContainerError::Runtime(RuntimeError::Timeout { .. })) => ExecResult::TimedOut,
+            Err(e) => ExecResult::Failed(e.to_string()),
+        }
     }
 }
 
