@@ -1,7 +1,7 @@
 //! # nodelet-apiserver
 //!
 //! The Kubernetes REST API that `kubectl` talks to: discovery, CRUD, list and watch,
-//! subresources (status, binding, eviction; log and exec come with the kubelet), patches,
+//! subresources (status, binding, eviction; log and exec through the node's [`streams::PodStreams`]), patches,
 //! authentication and the admission chain (defaulting, validation, NamespaceLifecycle,
 //! ServiceAccount, RuntimeClass, AlwaysPullImages, ClusterIP allocation).
 //!
@@ -25,6 +25,8 @@
 //! | [`bootstrap`] | the system namespaces and the `kubernetes` Service |
 //! | [`client`] | an in-process client through the same router |
 //! | [`errors`] | `Status` errors |
+//! | [`streams`] | `pods/log` and `pods/exec`, served by the node through [`streams::PodStreams`] |
+//! | [`websocket`] | the WebSocket handshake and framing for exec |
 
 pub mod admission;
 pub mod auth;
@@ -39,9 +41,11 @@ pub mod resources;
 pub mod routes;
 pub mod selectors;
 pub mod server;
+pub mod streams;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -197,6 +201,7 @@ impl ApiServer {
                 .trim_start_matches("https://")
                 .to_owned(),
             bookmark_interval: config.bookmark_interval,
+            pod_streams: std::sync::OnceLock::new(),
         });
         Ok(ApiServer {
             state,
@@ -221,6 +226,11 @@ impl ApiServer {
     /// The resource layer (for in-process components that need it directly).
     pub fn resources(&self) -> &Resources {
         &self.state.res
+    }
+
+    /// Registers the node's `pods/log` and `pods/exec` (once; later calls are ignored).
+    pub fn set_pod_streams(&self, streams: Arc<dyn streams::PodStreams>) {
+        let _ = self.state.pod_streams.set(streams);
     }
 
     /// An in-process client acting as `user`.

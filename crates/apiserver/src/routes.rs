@@ -35,6 +35,8 @@ pub struct ApiState {
     pub server_address: String,
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The node's `pods/log` and `pods/exec` (503 until one is registered).
+    pub pod_streams: std::sync::OnceLock<Arc<dyn crate::streams::PodStreams>>,
 }
 
 /// The largest request body accepted (upstream's limit is 3 MiB).
@@ -547,12 +549,13 @@ async fn resource_request(
                 "application/json",
             ))
         }
-        (&Method::GET | &Method::POST, Some(name), Some(sub @ ("log" | "exec"))) => {
-            // Served through the kubelet, which is wired in later: say so plainly.
-            res.get(rt, ns, name).await?;
-            Err(ApiError::bad_request(format!(
-                "pods/{sub} is served by the kubelet, which is not connected to this API server yet"
-            )))
+        (&Method::GET, Some(name), Some("log")) => {
+            let pod = res.get(rt, ns, name).await?;
+            crate::streams::logs(state.pod_streams.get().cloned(), pod, &query.0).await
+        }
+        (&Method::GET | &Method::POST, Some(name), Some("exec")) => {
+            let pod = res.get(rt, ns, name).await?;
+            crate::streams::exec(state.pod_streams.get().cloned(), pod, &query.0, req).await
         }
         _ => Err(ApiError::method_not_allowed()),
     }

@@ -7,6 +7,7 @@ mod images;
 mod run;
 mod serve;
 mod serve_kubelet;
+mod serve_streams;
 
 use std::process::ExitCode;
 

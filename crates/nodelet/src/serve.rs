@@ -84,6 +84,16 @@ async fn serve(
         groups: vec!["system:nodes".into(), "system:authenticated".into()],
     });
     let heartbeat = tokio::spawn(heartbeat(node_client.clone(), node_name.clone()));
+    match node_config.runtime_handlers() {
+        Ok(handlers) => {
+            server.set_pod_streams(std::sync::Arc::new(crate::serve_streams::NodeStreams::new(
+                root_dir,
+                std::path::Path::new(nodelet_runtime::logs::DEFAULT_LOG_DIR),
+                handlers,
+            )))
+        }
+        Err(err) => eprintln!("nodelet: not serving pod logs and exec: {err:#}"),
+    }
     let kubelet =
         match crate::serve_kubelet::Kubelet::new(node_client, &node_name, node_config, root_dir) {
             Ok(k) => Some(tokio::spawn(crate::serve_kubelet::run(k))),

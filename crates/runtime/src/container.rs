@@ -17,7 +17,9 @@ use nodelet_sys::process::{ExitStatus, PidFd};
 
 use crate::bundle::{Bundle, BundleError};
 use crate::oci;
-use crate::oci_runtime::{ContainerStdio, ExecOutput, OciRuntime, RuntimeError};
+use crate::oci_runtime::{
+    ContainerStdio, ExecOutput, ExecSession, ExecStreams, OciRuntime, RuntimeError,
+};
 use crate::shim::{ShimError, ShimHandle};
 use crate::signal::Signal;
 use crate::spec::ContainerMetadata;
@@ -321,9 +323,29 @@ impl Container {
     /// Runs `args` in the running container as its own process runs (user, environment,
     /// working directory, capabilities), waiting at most `timeout`.
     pub fn exec(&self, args: &[String], timeout: Duration) -> Result<ExecOutput, ContainerError> {
+        self.exec_process(&self.exec_spec(args)?, timeout)
+    }
+
+    /// Starts `args` in the running container as [`exec`](Self::exec) does, with pipes for
+    /// `streams`, for the caller to stream (`kubectl exec`); no deadline.
+    pub fn spawn_exec(
+        &self,
+        args: &[String],
+        streams: ExecStreams,
+    ) -> Result<ExecSession, ContainerError> {
+        let process = self.exec_spec(args)?;
+        Ok(self
+            .runtime
+            .spawn_exec(&self.id, &process, self.bundle.dir(), streams)?)
+    }
+
+    /// The container's own process spec (user, environment, working directory,
+    /// capabilities) with `args` and no terminal.
+    fn exec_spec(&self, args: &[String]) -> Result<oci::Process, ContainerError> {
         let mut process = self.bundle.spec()?.process;
         process.args = args.to_vec();
-        self.exec_process(&process, timeout)
+        process.terminal = false;
+        Ok(process)
     }
 
     /// Runs an arbitrary `process` in the running container.

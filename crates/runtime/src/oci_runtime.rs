@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -103,6 +103,89 @@ pub struct ExecOutput {
     /// At most [`crate::command::OUTPUT_LIMIT`] bytes each.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+}
+
+/// Which of an exec'd process's standard streams are pipes to the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The files of one `exec` invocation, in the container's bundle.
+#[derive(Debug, Clone)]
+struct ExecFiles {
+    process_file: PathBuf,
+    pid_file: PathBuf,
+    log: PathBuf,
+}
+
+impl ExecFiles {
+    /// SIGKILLs the exec'd process, once the runtime has written its pid.
+    fn kill_process(&self) {
+        let pid = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pidfd) = pid.and_then(|pid| PidFd::open(pid).ok()) {
+            let _ = pidfd.send_signal(Signal::KILL.number());
+        }
+    }
+
+    /// The runtime's error messages; the files are removed.
+    fn finish(&self) -> Vec<String> {
+        let errors = read_log_errors(&self.log);
+        for file in [&self.process_file, &self.pid_file, &self.log] {
+            let _ = std::fs::remove_file(file);
+        }
+        errors
+    }
+}
+
+/// A process started by [`OciRuntime::spawn_exec`]: its pipes (taken by the caller) and the
+/// runtime command that waits for it.
+#[derive(Debug)]
+pub struct ExecSession {
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+    child: Child,
+    files: ExecFiles,
+    invocation: Invocation,
+}
+
+/// Kills a streaming exec's process from another thread (the client went away).
+#[derive(Debug, Clone)]
+pub struct ExecKiller(ExecFiles);
+
+impl ExecKiller {
+    pub fn kill(&self) {
+        self.0.kill_process();
+    }
+}
+
+impl ExecSession {
+    pub fn killer(&self) -> ExecKiller {
+        ExecKiller(self.files.clone())
+    }
+
+    /// Waits (without a deadline) for the process: its exit code (128 + the signal when a
+    /// signal ended it), or the runtime's error when it could not run it (no such command).
+    pub fn wait(mut self) -> Result<i32, RuntimeError> {
+        drop(self.stdin.take());
+        let status = self.child.wait().map_err(|source| RuntimeError::Io {
+            handler: self.invocation.handler.clone(),
+            id: self.invocation.id.clone(),
+            what: format!("waiting for `{}`", self.invocation.command),
+            source,
+        });
+        let errors = self.files.finish();
+        let status = status?;
+        if !errors.is_empty() {
+            return Err(self.invocation.failed(&status, errors.join("; ")));
+        }
+        Ok(exit_code(&status))
+    }
 }
 
 /// A driver for one handler's runtime binary.
@@ -276,11 +359,93 @@ impl OciRuntime {
         scratch: &Path,
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        validate_container_id(id)?;
         let invocation = Invocation::new(self, "exec", Some(id));
+        let (mut command, files) = self.exec_command(id, process, scratch)?;
+        command.stdin(Stdio::null());
+        let result = invocation.spawn(command, true).and_then(|mut running| {
+            match invocation.wait(&mut running, timeout)? {
+                Some(finished) => Ok(finished),
+                None => {
+                    // The process first (the runtime then exits with it), the runtime last.
+                    files.kill_process();
+                    if invocation.wait(&mut running, KILL_GRACE)?.is_none() {
+                        running.kill();
+                        files.kill_process();
+                    }
+                    Err(invocation.timeout(timeout))
+                }
+            }
+        });
+        let errors = files.finish();
+        let finished = result?;
+        if !errors.is_empty() {
+            return Err(invocation.failed(&finished.status, errors.join("; ")));
+        }
+        Ok(ExecOutput {
+            exit_code: exit_code(&finished.status),
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+        })
+    }
+
+    /// `exec` for streaming (`kubectl exec`): starts `process` in the running container with
+    /// pipes for the chosen `streams` (the others are `/dev/null`) and returns at once; the
+    /// caller pumps the pipes and [`waits`](ExecSession::wait) without a deadline.
+    pub fn spawn_exec(
+        &self,
+        id: &str,
+        process: &oci::Process,
+        scratch: &Path,
+        streams: ExecStreams,
+    ) -> Result<ExecSession, RuntimeError> {
+        let invocation = Invocation::new(self, "exec", Some(id));
+        let (mut command, files) = self.exec_command(id, process, scratch)?;
+        let pipe = |wanted: bool| {
+            if wanted {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        command
+            .stdin(pipe(streams.stdin))
+            .stdout(pipe(streams.stdout))
+            .stderr(pipe(streams.stderr));
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                files.finish();
+                return Err(RuntimeError::Spawn {
+                    handler: self.handler.clone(),
+                    binary: self.binary.clone(),
+                    source,
+                });
+            }
+        };
+        Ok(ExecSession {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            files,
+            invocation,
+        })
+    }
+
+    /// Writes the process file and builds `exec --process F --pid-file P <id>`.
+    fn exec_command(
+        &self,
+        id: &str,
+        process: &oci::Process,
+        scratch: &Path,
+    ) -> Result<(Command, ExecFiles), RuntimeError> {
+        validate_container_id(id)?;
         let process_file = unique_path(scratch, "exec", "json");
-        let pid_file = process_file.with_extension("pid");
-        let log = process_file.with_extension("log");
+        let files = ExecFiles {
+            pid_file: process_file.with_extension("pid"),
+            log: process_file.with_extension("log"),
+            process_file,
+        };
         let io = |what: String| {
             let (handler, id) = (self.handler.clone(), Some(id.to_string()));
             move |source| RuntimeError::Io {
@@ -292,53 +457,23 @@ impl OciRuntime {
         };
         let json = serde_json::to_vec(process)
             .map_err(|e| io("encoding process.json".into())(std::io::Error::other(e)))?;
-        std::fs::write(&process_file, json)
-            .map_err(io(format!("writing {}", process_file.display())))?;
+        std::fs::write(&files.process_file, json)
+            .map_err(io(format!("writing {}", files.process_file.display())))?;
         let args: Vec<&OsStr> = vec![
             "exec".as_ref(),
             "--process".as_ref(),
-            process_file.as_os_str(),
+            files.process_file.as_os_str(),
             "--pid-file".as_ref(),
-            pid_file.as_os_str(),
+            files.pid_file.as_os_str(),
             id.as_ref(),
         ];
-        let result = self.command(Some(&log), &args).and_then(|mut command| {
-            command.stdin(Stdio::null());
-            let mut running = invocation.spawn(command, true)?;
-            match invocation.wait(&mut running, timeout)? {
-                Some(finished) => Ok(finished),
-                None => {
-                    // The process first (the runtime then exits with it), the runtime last.
-                    let kill_process = || {
-                        let pid = std::fs::read_to_string(&pid_file)
-                            .ok()
-                            .and_then(|t| t.trim().parse::<u32>().ok());
-                        if let Some(pidfd) = pid.and_then(|pid| PidFd::open(pid).ok()) {
-                            let _ = pidfd.send_signal(Signal::KILL.number());
-                        }
-                    };
-                    kill_process();
-                    if invocation.wait(&mut running, KILL_GRACE)?.is_none() {
-                        running.kill();
-                        kill_process();
-                    }
-                    Err(invocation.timeout(timeout))
-                }
+        match self.command(Some(&files.log), &args) {
+            Ok(command) => Ok((command, files)),
+            Err(err) => {
+                files.finish();
+                Err(err)
             }
-        });
-        let errors = read_log_errors(&log);
-        for file in [&process_file, &pid_file, &log] {
-            let _ = std::fs::remove_file(file);
         }
-        let finished = result?;
-        if !errors.is_empty() {
-            return Err(invocation.failed(&finished.status, errors.join("; ")));
-        }
-        Ok(ExecOutput {
-            exit_code: exit_code(&finished.status),
-            stdout: finished.stdout,
-            stderr: finished.stderr,
-        })
     }
 
     /// `<binary> <runtime_args> [--root R] [--log L --log-format json] <args>`, in a mount

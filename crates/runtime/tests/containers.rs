@@ -301,6 +301,56 @@ fn exec_runs_in_the_container_with_a_timeout() {
 }
 
 #[test]
+fn streaming_exec_pipes_stdin_through_and_reports_the_exit_code() {
+    use nodelet_runtime::oci_runtime::ExecStreams;
+    use std::io::{Read, Write};
+    let harness = Harness::new(&["tiny"]);
+    for handler in harness.installed() {
+        let name = &handler.name;
+        let id = container_id(&handler, "stream");
+        let launched = launch(&harness, &handler, &id, "tiny", &["sleep", "1000"], |_| {});
+        let args: Vec<String> = ["/bin/sh", "-c", "cat; echo err >&2; exit 3"]
+            .map(String::from)
+            .to_vec();
+        let streams = ExecStreams {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        };
+        let mut session = launched.container.spawn_exec(&args, streams).unwrap();
+        let mut stdin = session.stdin.take().unwrap();
+        stdin.write_all(b"hello\n").unwrap();
+        drop(stdin);
+        let mut stderr = session.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).map(|_| text)
+        });
+        let mut stdout = String::new();
+        session
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        assert_eq!(stdout, "hello\n", "{name}");
+        assert_eq!(reader.join().unwrap().unwrap(), "err\n", "{name}");
+        assert_eq!(session.wait().unwrap(), 3, "{name}");
+
+        // A command that does not exist is the runtime's error, with its cause.
+        let session = launched
+            .container
+            .spawn_exec(&["/no/such/binary".to_string()], ExecStreams::default())
+            .unwrap();
+        let err = session.wait().unwrap_err();
+        assert!(err.to_string().contains("/no/such/binary"), "{name}: {err}");
+
+        let stopped = launched.container.stop(Duration::from_secs(10)).unwrap();
+        remove(&harness, &handler, launched, stopped.exit);
+    }
+}
+
+#[test]
 fn a_failed_create_names_the_handler_container_and_cause() {
     let harness = Harness::new(&["tiny"]);
     for handler in harness.installed() {

@@ -89,6 +89,51 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `binary` (a kubectl) with this server's kubeconfig and cache, not yet run.
+    #[allow(dead_code)]
+    pub fn kubectl_command(&self, binary: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(
+                self.dir
+                    .path()
+                    .join(format!("cache-{}", binary.replace('/', "_"))),
+            )
+            .args(args)
+            .env("HOME", self.dir.path());
+        command
+    }
+
+    /// Runs `binary` with `stdin` (none: /dev/null), whatever its exit status.
+    #[allow(dead_code)]
+    pub fn run_kubectl(
+        &self,
+        binary: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = self
+            .kubectl_command(binary, args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input).unwrap();
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
     pub fn write(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();

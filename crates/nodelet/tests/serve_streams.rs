@@ -1,0 +1,215 @@
+//! `kubectl exec` and `kubectl logs` through `nodelet serve`, with the real kubectl 1.32 and
+//! 1.33 (WebSocket, v5.channel.k8s.io) against a real pod under runc.
+//!
+//! The pod's CRI log file is written here with `CriLogWriter` where serve reads it
+//! (`/var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log`), appending: until the kubelet
+//! writes container logs through the shim, nothing else does.
+
+mod serve_support;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use nodelet_runtime::logs::{
+    ContainerLogs, CriLogWriter, DEFAULT_LOG_DIR, DEFAULT_MAX_LINE, Stream,
+};
+use nodelet_testbed::{Bed, BedInfo};
+use serve_support::{KUBECTL, Server};
+
+const KUBECTL_1_32: &str = "/usr/bin/kubectl";
+const KUBECTL_1_20: &str = "/usr/local/lib/nodelet-test/kubectl-1.20/kubectl";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Removes the pod's log directory when the test ends.
+struct LogDir(PathBuf);
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn exec_and_logs_through_kubectl() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let file = server.write(
+        "shell.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n  terminationGracePeriodSeconds: 1\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", \"while [ ! -f /tmp/stop ]; do sleep 0.2; done\"]\n  - name: side\n    image: {image}\n    command: [\"sleep\", \"1000\"]\n"
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(
+        30,
+        &["get", "pod", "shell", "-o", "jsonpath={.status.phase}"],
+        |out| out == "Running",
+    );
+
+    for kubectl in [KUBECTL, KUBECTL_1_32] {
+        let out = server.run_kubectl(
+            kubectl,
+            &[
+                "exec",
+                "shell",
+                "-c",
+                "main",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{kubectl}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "out\n", "{kubectl}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("err\n"), "{kubectl}: {stderr}");
+        assert!(
+            stderr.contains("command terminated with exit code 3"),
+            "{kubectl}: {stderr}"
+        );
+
+        let out = server.run_kubectl(
+            kubectl,
+            &["exec", "-i", "shell", "-c", "side", "--", "cat"],
+            Some(b"hi\nthere\n"),
+        );
+        assert!(out.status.success(), "{kubectl}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "hi\nthere\n", "{kubectl}");
+
+        let out = server.run_kubectl(
+            kubectl,
+            &["exec", "shell", "-c", "nope", "--", "true"],
+            None,
+        );
+        assert!(!out.status.success(), "{kubectl}");
+        assert!(
+            text(&out.stderr).contains("container nope is not valid for pod shell"),
+            "{kubectl}: {}",
+            text(&out.stderr)
+        );
+
+        let out = server.run_kubectl(
+            kubectl,
+            &["exec", "shell", "-c", "main", "--", "/no/such/binary"],
+            None,
+        );
+        assert!(!out.status.success(), "{kubectl}");
+        assert!(
+            text(&out.stderr).contains("/no/such/binary"),
+            "{kubectl}: {}",
+            text(&out.stderr)
+        );
+    }
+    if std::path::Path::new(KUBECTL_1_20).exists() {
+        // SPDY is not served: kubectl 1.20 gets a clear refusal.
+        let out = server.run_kubectl(
+            KUBECTL_1_20,
+            &["exec", "shell", "-c", "main", "--", "true"],
+            None,
+        );
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("SPDY"), "{}", text(&out.stderr));
+    }
+
+    // Logs: the container's CRI file, where serve reads it.
+    let uid = server.kubectl(&["get", "pod", "shell", "-o", "jsonpath={.metadata.uid}"]);
+    let logs = ContainerLogs::new(
+        std::path::Path::new(DEFAULT_LOG_DIR),
+        "default",
+        "shell",
+        &uid,
+        "main",
+    );
+    let _cleanup = LogDir(logs.dir().parent().unwrap().to_owned());
+    let mut writer = CriLogWriter::create(&logs.file(0), DEFAULT_MAX_LINE).unwrap();
+    let now = jiff::Timestamp::now();
+    writer.write(Stream::Stdout, b"one\ntwo\n", now).unwrap();
+    writer.write(Stream::Stderr, b"three\n", now).unwrap();
+
+    assert_eq!(
+        server.kubectl(&["logs", "shell", "-c", "main"]),
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        server.kubectl(&["logs", "shell", "-c", "main", "--tail=1"]),
+        "three\n"
+    );
+    assert_eq!(
+        server.kubectl(&["logs", "shell", "-c", "main", "--limit-bytes=5"]),
+        "one\nt"
+    );
+    let stamped = server.kubectl(&["logs", "shell", "-c", "main", "--timestamps"]);
+    assert_eq!(stamped, format!("{now} one\n{now} two\n{now} three\n"));
+    let out = server.run_kubectl(
+        KUBECTL,
+        &["logs", "shell", "-c", "main", "--previous"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "Error from server (BadRequest): previous terminated container \"main\" in pod \"shell\" not found"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.run_kubectl(
+        KUBECTL,
+        &["get", "--raw", "/api/v1/namespaces/default/pods/shell/log"],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains(
+            "a container name must be specified for pod shell, choose one of: [main side]"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.run_kubectl(KUBECTL, &["logs", "nosuch"], None);
+    assert!(
+        text(&out.stderr).contains("pods \"nosuch\" not found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Following: lines as they are written, and the end when the container ends.
+    let mut follow = server
+        .kubectl_command(KUBECTL, &["logs", "-f", "shell", "-c", "main"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !text(&seen).contains("three\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "logs -f ended early: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    writer
+        .write(Stream::Stdout, b"four\n", jiff::Timestamp::now())
+        .unwrap();
+    while !text(&seen).contains("four\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "logs -f ended early: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    server.kubectl(&["exec", "shell", "-c", "main", "--", "touch", "/tmp/stop"]);
+    stdout.read_to_end(&mut seen).unwrap();
+    let status = follow.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(text(&seen), "one\ntwo\nthree\nfour\n");
+}
