@@ -18,7 +18,7 @@ use nodelet_testbed::{Bed, BedInfo};
 use serve_support::{KUBECTL, Server};
 
 const KUBECTL_1_32: &str = "/usr/bin/kubectl";
-const KUBECTL_1_20: &str = "/usr/local/lib/nodelet-test/kubectl-1.20/kubectl";
+const KUBECTL_1_20: &str = "/usr/local/lib/nodelet-test/kubectl-1.20/usr/bin/kubectl";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
