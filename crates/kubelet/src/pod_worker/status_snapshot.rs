@@ -183,6 +183,89 @@ mod tests {
         .unwrap()
     }
 
+    fn slot(list: ContainerList) -> Slot {
+        Slot {
+            spec: nodelet_api::k8s::api::core::v1::Container {
+                name: "main".into(),
+                ..Default::default()
+            },
+            list,
+            starts: 0,
+            running: None,
+            last_exit: None,
+            back_off_reported: None,
+            waiting: None,
+            started_at: None,
+            previous_started_at: None,
+            image_id: None,
+            container_id: None,
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_container_not_started_waits_for_creation_or_init() {
+        let o = observe_slot(&slot(ContainerList::Regular), false, false);
+        assert_eq!(
+            o.state,
+            State::Waiting {
+                reason: "ContainerCreating".into(),
+                message: String::new()
+            }
+        );
+        assert_eq!((o.restart_count, o.ready, o.started), (0, false, None));
+        let o = observe_slot(&slot(ContainerList::Regular), true, false);
+        assert!(matches!(o.state, State::Waiting { reason, .. } if reason == "PodInitializing"));
+    }
+
+    #[test]
+    fn a_container_in_back_off_waits_with_its_last_exit() {
+        let mut s = slot(ContainerList::Regular);
+        s.starts = 3;
+        s.started_at = Some(at(100));
+        s.last_exit = Some(super::super::LastExit {
+            code: 3,
+            finished_at: at(101),
+        });
+        s.waiting = Some(super::super::StartFailure::new(
+            "CrashLoopBackOff",
+            "back-off 20s restarting failed container=main pod=p_ns(u)",
+        ));
+        let o = observe_slot(&s, false, false);
+        assert!(matches!(&o.state, State::Waiting { reason, .. } if reason == "CrashLoopBackOff"));
+        let last = o.last_termination.unwrap();
+        assert_eq!((last.exit_code, last.reason.as_str()), (3, "Error"));
+        assert_eq!(last.started_at, Some(at(100)));
+        assert_eq!(last.finished_at, Some(at(101)));
+        assert_eq!(
+            (o.restart_count, o.ready, o.started),
+            (2, false, Some(false))
+        );
+
+        // Once the worker has ended the pod, the exit is the state.
+        let o = observe_slot(&s, false, true);
+        assert!(matches!(&o.state, State::Terminated(t) if t.exit_code == 3));
+        assert!(o.last_termination.is_none());
+    }
+
+    #[test]
+    fn an_init_container_that_succeeded_is_ready() {
+        let mut s = slot(ContainerList::Init);
+        s.starts = 1;
+        s.started_at = Some(at(5));
+        s.last_exit = Some(super::super::LastExit {
+            code: 0,
+            finished_at: at(6),
+        });
+        let o = observe_slot(&s, true, false);
+        assert!(matches!(&o.state, State::Terminated(t) if t.reason == "Completed"));
+        assert!(o.ready);
+        assert_eq!(o.started, Some(false));
+    }
+
     #[test]
     fn image_id_is_the_repository_digest() {
         assert_eq!(
