@@ -19,6 +19,7 @@ use nodelet_kubelet::pod_worker::{
     WorkerOptions,
 };
 use nodelet_kubelet::sources::file::{FileSourceOptions, ManifestError, read_manifest};
+use nodelet_runtime::shim::ShimLauncher;
 
 use crate::config::Config;
 
@@ -62,6 +63,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         node_credentials: NodeCredentials::new(NodeCredentialFiles::from_process(root_dir)),
         platform: Platform::host(),
         runtime: runtime.handle().clone(),
+        shim: ShimLauncher::this_binary().context("finding the nodelet binary for the shims")?,
     };
     let node = NodeContext {
         node_name,
@@ -69,6 +71,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         allocatable: allocatable(),
         // Bind-mount sources must be absolute.
         pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
+        log_dir: config.log_dir()?,
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
     };
     let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);

@@ -25,6 +25,7 @@ use nodelet_kubelet::pod_worker::{
 };
 use nodelet_kubelet::sources::file::PodObjects;
 use nodelet_runtime::handlers::HandlerTable;
+use nodelet_runtime::shim::ShimLauncher;
 use serde_json::{Value, json};
 
 /// How often the pods bound to the node are listed.
@@ -43,6 +44,10 @@ pub struct Kubelet {
     pub images: Arc<ImageService>,
     pub handlers: HandlerTable,
     pub root_dir: PathBuf,
+    /// Containers' CRI log files (`log_dir` of the config).
+    pub log_dir: PathBuf,
+    /// This binary, run as each container's shim.
+    pub shim: ShimLauncher,
     pub host_ip: String,
 }
 
@@ -59,6 +64,8 @@ impl Kubelet {
             images: Arc::new(crate::images::open_service(config, root_dir)?),
             handlers: config.runtime_handlers()?,
             root_dir: root_dir.to_owned(),
+            log_dir: config.log_dir()?,
+            shim: ShimLauncher::this_binary()?,
             host_ip: crate::run::host_ip(),
         })
     }
@@ -255,6 +262,7 @@ async fn start_worker(kubelet: &Kubelet, pod_json: Value) -> Entry {
         )),
         platform: Platform::host(),
         runtime: tokio::runtime::Handle::current(),
+        shim: kubelet.shim.clone(),
     };
     let node = NodeContext {
         node_name: kubelet.node_name.clone(),
@@ -262,6 +270,7 @@ async fn start_worker(kubelet: &Kubelet, pod_json: Value) -> Entry {
         allocatable: crate::run::allocatable(),
         pods_dir: std::path::absolute(kubelet.root_dir.join("pods"))
             .unwrap_or_else(|_| kubelet.root_dir.join("pods")),
+        log_dir: kubelet.log_dir.clone(),
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
     };
     let worker = PodWorker::new(
@@ -530,6 +539,21 @@ impl PodReporter for ApiReporter {
             let s = state.entry(name.to_owned()).or_default();
             s.running = false;
             s.exit_code = Some(code);
+            drop(state);
+            self.post_status_soon();
+        }
+        // `container X is running (adopted from its shim, restart count N)`: after a restart.
+        if let Some(rest) = message.strip_prefix("container ")
+            && let Some((name, count)) =
+                rest.split_once(" is running (adopted from its shim, restart count ")
+            && let Ok(count) = count.trim_end_matches(')').parse::<i32>()
+        {
+            let mut state = self.state.lock().unwrap();
+            let s = state.entry(name.to_owned()).or_default();
+            s.running = true;
+            s.starts = count + 1;
+            s.waiting = None;
+            s.exit_code = None;
             drop(state);
             self.post_status_soon();
         }

@@ -32,12 +32,14 @@ impl Node {
             &config,
             format!(
                 "default_runtime = \"runc\"\n\
+                 log_dir = \"{logs}\"\n\
                  [runtimes.runc]\nroot = \"{s}/runc\"\n\
                  [runtimes.crun]\nroot = \"{s}/crun\"\n\
                  [registries.\"{a}\"]\ninsecure = true\n\
                  [registries.\"{b}\"]\nca_file = \"{ca}\"\n\
                  [registries.\"{c}\"]\nca_file = \"{ca}\"\n",
                 s = state.display(),
+                logs = root.path().join("logs").display(),
                 a = bed.plain.host,
                 b = bed.basic.host,
                 c = bed.token.host
@@ -110,6 +112,10 @@ impl Node {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(entries.is_empty(), "pod directories left: {entries:?}");
+        let logs: Vec<_> = std::fs::read_dir(self.root.path().join("logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(logs.is_empty(), "pod log directories left: {logs:?}");
     }
 }
 

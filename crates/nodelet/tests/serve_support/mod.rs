@@ -32,7 +32,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "default_runtime = \"runc\"\n[runtimes.runc]\nroot = \"{}/runc\"\n{registries}",
+                "default_runtime = \"runc\"\nlog_dir = \"{}\"\n[runtimes.runc]\nroot = \"{}/runc\"\n{registries}",
+                dir.path().join("logs").display(),
                 state.display()
             ),
         )
