@@ -28,12 +28,14 @@ impl Server {
     }
 
     /// SIGKILLs `nodelet serve`; its shims and containers go on.
+    #[allow(dead_code)] // Not every test binary restarts its server.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Starts `nodelet serve` again on the same data, root and log directories.
+    #[allow(dead_code)] // Not every test binary restarts its server.
     pub fn restart(mut self, bed: Option<&BedInfo>) -> Server {
         self.kill();
         let dir = tempfile::Builder::new()
@@ -46,11 +48,13 @@ impl Server {
     }
 
     /// `--root-dir`: pods are under `pods/<uid>`.
+    #[allow(dead_code)] // Not every test binary restarts its server.
     pub fn root_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// Where the containers' CRI logs go.
+    #[allow(dead_code)] // Not every test binary restarts its server.
     pub fn log_dir(&self) -> PathBuf {
         self.dir.path().join("logs")
     }
