@@ -104,6 +104,16 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
 
     let outcome = worker.run();
     runtime.shutdown_background();
+    for (name, exit) in &outcome.last_exits {
+        if !exit.message.is_empty() {
+            eprintln!(
+                "nodelet: container {name} ({}, exit code {}) termination message: {}",
+                exit.reason,
+                exit.code,
+                exit.message.trim_end()
+            );
+        }
+    }
     if outcome.exit_code != 0 && outcome.phase == nodelet_kubelet::status::Phase::Failed {
         eprintln!(
             "nodelet: pod {pod_name} {}: {}",

@@ -786,3 +786,49 @@ fn an_invalid_pod_is_refused_with_the_api_message() {
         done.all()
     );
 }
+
+#[test]
+fn termination_messages_come_from_the_file_or_the_log_tail() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let tiny = image(&bed, "tiny");
+    let done = node.run(&pod(
+        "messages",
+        &format!(
+            "  restartPolicy: Never
+  containers:
+  - name: file
+    image: {tiny}
+    command: [\"sh\", \"-c\", \"printf DONE > /dev/termination-log\"]
+  - name: custom
+    image: {tiny}
+    terminationMessagePath: /tmp/why
+    command: [\"sh\", \"-c\", \"echo custom path > /tmp/why\"]
+  - name: logs
+    image: {tiny}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [\"sh\", \"-c\", \"echo first; echo last words >&2; exit 3\"]
+"
+        ),
+    ));
+    assert_eq!(done.code, Some(3), "{}", done.all());
+    for expected in [
+        "nodelet: container file (Completed, exit code 0) termination message: DONE\n",
+        "nodelet: container custom (Completed, exit code 0) termination message: custom path\n",
+        "nodelet: container logs (Error, exit code 3) termination message: first\nlast words\n",
+    ] {
+        assert!(
+            done.stderr.contains(expected),
+            "{expected:?} in {}",
+            done.all()
+        );
+    }
+    // Output is still passed on as the containers write it.
+    assert!(done.stdout.contains("[logs] first\n"), "{}", done.all());
+    assert!(
+        done.stderr.contains("[logs] last words\n"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}

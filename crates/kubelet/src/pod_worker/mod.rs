@@ -141,6 +141,8 @@ pub struct PodOutcome {
     /// could not start.
     pub exit_code: i32,
     pub message: String,
+    /// How each container that ran last ended, by name (init containers too).
+    pub last_exits: BTreeMap<String, LastExit>,
 }
 
 /// Asks a running worker to terminate its pod gracefully.
@@ -1053,11 +1055,17 @@ impl PodWorker {
     }
 
     fn outcome(&self) -> PodOutcome {
+        let last_exits: BTreeMap<String, LastExit> = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.spec.name.clone(), s.last_exit.clone()?)))
+            .collect();
         if let Some(message) = &self.failure {
             return PodOutcome {
                 phase: Phase::Failed,
                 exit_code: 1,
                 message: message.clone(),
+                last_exits,
             };
         }
         let failed = self
@@ -1070,16 +1078,17 @@ impl PodWorker {
                 phase: Phase::Failed,
                 exit_code: code,
                 message: format!("container {} exited with code {code}", slot.spec.name),
+                last_exits,
             },
             None => PodOutcome {
                 phase: Phase::Succeeded,
                 exit_code: 0,
                 message: "all containers exited with code 0".into(),
+                last_exits,
             },
         }
     }
 }
-
 /// A thread that waits for the container's end (its shim's `exit.json`, or the shim's end
 /// without one), records it and wakes the worker. Stops and hooks wait on the [`ExitSlot`].
 fn spawn_waiter(
