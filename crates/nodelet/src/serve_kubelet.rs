@@ -103,7 +103,13 @@ pub async fn run(kubelet: Kubelet) {
             match workers.get_mut(&uid) {
                 None => {
                     let phase = pod["status"]["phase"].as_str().unwrap_or("");
-                    if deleting {
+                    let left_on_disk = kubelet.root_dir.join("pods").join(&uid).exists();
+                    if deleting && left_on_disk {
+                        // Deleted while nodelet was down: a worker adopts what still runs,
+                        // and the next round terminates it as for any deletion.
+                        let entry = start_worker(&kubelet, pod.clone()).await;
+                        workers.insert(uid, entry);
+                    } else if deleting {
                         // Never started here (or already finished): nothing to stop.
                         tokio::spawn(delete_now(kubelet.client.clone(), pod.clone()));
                         workers.insert(uid, finished_entry());
