@@ -10,8 +10,9 @@
 //! Per container start (spec §2.3, §5, §7.5): image (pull policy, pod then ServiceAccount then
 //! node credentials), environment (image `ENV` < `envFrom` < `env`, `$(VAR)`, downward API),
 //! argv from `command`/`args` and the image, working dir and user from the image, hostname =
-//! the pod's, a generated `/etc/hosts` and `/etc/hostname` bind-mounted, the runtime's
-//! `Container` create and start (`Created`, `Started`), then PostStart, synchronously: the
+//! the pod's, a generated `/etc/hosts` and `/etc/hostname` bind-mounted, an empty file at
+//! `terminationMessagePath`, create and start through the container's shim (`Created`,
+//! `Started` once it runs), then PostStart, synchronously: the
 //! next container starts only after it; a failure emits `FailedPostStartHook`, kills the
 //! container and leaves the rest to the restart policy. Termination (a stop request) runs
 //! PreStop then the stop signal within `terminationGracePeriodSeconds`, KILL at the deadline,
