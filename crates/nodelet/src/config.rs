@@ -21,6 +21,8 @@ pub struct Config {
     /// Per-registry settings (insecure, CA file, mirrors) by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, nodelet_image::registry::RegistrySettings>,
+    /// Where containers' CRI log files go (default `/var/log/pods`).
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -44,6 +46,15 @@ impl Config {
             .runtime_handlers()
             .with_context(|| format!("config {}", path.display()))?;
         Ok(config)
+    }
+
+    /// The pod log directory, absolute (the shims run with `/` as their working directory).
+    pub fn log_dir(&self) -> anyhow::Result<std::path::PathBuf> {
+        let dir = self
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| nodelet_runtime::logs::DEFAULT_LOG_DIR.into());
+        std::path::absolute(&dir).with_context(|| format!("the log directory {}", dir.display()))
     }
 
     /// The RuntimeClass handler table of `default_runtime` and `[runtimes.*]`.

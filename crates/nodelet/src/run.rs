@@ -19,6 +19,7 @@ use nodelet_kubelet::pod_worker::{
     WorkerOptions,
 };
 use nodelet_kubelet::sources::file::{FileSourceOptions, ManifestError, read_manifest};
+use nodelet_runtime::shim::ShimLauncher;
 
 use crate::config::Config;
 
@@ -62,6 +63,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         node_credentials: NodeCredentials::new(NodeCredentialFiles::from_process(root_dir)),
         platform: Platform::host(),
         runtime: runtime.handle().clone(),
+        shim: ShimLauncher::this_binary().context("finding the nodelet binary for the shims")?,
     };
     let node = NodeContext {
         node_name,
@@ -69,6 +71,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         allocatable: allocatable(),
         // Bind-mount sources must be absolute.
         pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
+        log_dir: config.log_dir()?,
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
     };
     let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);
@@ -80,6 +83,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         reporter,
         WorkerOptions {
             give_up_on_start_failure: true,
+            keep_logs_when_finished: false,
         },
     );
     let stop = worker.stop_handle();
@@ -101,6 +105,16 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
 
     let outcome = worker.run();
     runtime.shutdown_background();
+    for (name, exit) in &outcome.last_exits {
+        if !exit.message.is_empty() {
+            eprintln!(
+                "nodelet: container {name} ({}, exit code {}) termination message: {}",
+                exit.reason,
+                exit.code,
+                exit.message.trim_end()
+            );
+        }
+    }
     if outcome.exit_code != 0 && outcome.phase == nodelet_kubelet::status::Phase::Failed {
         eprintln!(
             "nodelet: pod {pod_name} {}: {}",

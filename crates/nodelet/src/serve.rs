@@ -85,13 +85,9 @@ async fn serve(
     });
     let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone()));
     match node_config.runtime_handlers() {
-        Ok(handlers) => {
-            server.set_pod_streams(std::sync::Arc::new(crate::serve_streams::NodeStreams::new(
-                root_dir,
-                std::path::Path::new(nodelet_runtime::logs::DEFAULT_LOG_DIR),
-                handlers,
-            )))
-        }
+        Ok(handlers) => server.set_pod_streams(std::sync::Arc::new(
+            crate::serve_streams::NodeStreams::new(root_dir, &node_config.log_dir()?, handlers),
+        )),
         Err(err) => eprintln!("nodelet: not serving pod logs and exec: {err:#}"),
     }
     let kubelet = match crate::serve_kubelet::api_source(

@@ -33,10 +33,12 @@ pub async fn api_source(
             allocatable: crate::run::allocatable(),
             pods_dir: std::path::absolute(root_dir.join("pods"))
                 .unwrap_or_else(|_| root_dir.join("pods")),
+            log_dir: config.log_dir()?,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
         },
         images: Arc::new(crate::images::open_service(config, root_dir)?),
         handlers: config.runtime_handlers()?,
         root_dir: root_dir.to_owned(),
+        shim: nodelet_runtime::shim::ShimLauncher::this_binary()?,
     })
 }

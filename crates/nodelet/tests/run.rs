@@ -32,12 +32,14 @@ impl Node {
             &config,
             format!(
                 "default_runtime = \"runc\"\n\
+                 log_dir = \"{logs}\"\n\
                  [runtimes.runc]\nroot = \"{s}/runc\"\n\
                  [runtimes.crun]\nroot = \"{s}/crun\"\n\
                  [registries.\"{a}\"]\ninsecure = true\n\
                  [registries.\"{b}\"]\nca_file = \"{ca}\"\n\
                  [registries.\"{c}\"]\nca_file = \"{ca}\"\n",
                 s = state.display(),
+                logs = root.path().join("logs").display(),
                 a = bed.plain.host,
                 b = bed.basic.host,
                 c = bed.token.host
@@ -110,6 +112,10 @@ impl Node {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(entries.is_empty(), "pod directories left: {entries:?}");
+        let logs: Vec<_> = std::fs::read_dir(self.root.path().join("logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(logs.is_empty(), "pod log directories left: {logs:?}");
     }
 }
 
@@ -779,4 +785,50 @@ fn an_invalid_pod_is_refused_with_the_api_message() {
         "{}",
         done.all()
     );
+}
+
+#[test]
+fn termination_messages_come_from_the_file_or_the_log_tail() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let tiny = image(&bed, "tiny");
+    let done = node.run(&pod(
+        "messages",
+        &format!(
+            "  restartPolicy: Never
+  containers:
+  - name: file
+    image: {tiny}
+    command: [\"sh\", \"-c\", \"printf DONE > /dev/termination-log\"]
+  - name: custom
+    image: {tiny}
+    terminationMessagePath: /tmp/why
+    command: [\"sh\", \"-c\", \"echo custom path > /tmp/why\"]
+  - name: logs
+    image: {tiny}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [\"sh\", \"-c\", \"echo first; echo last words >&2; exit 3\"]
+"
+        ),
+    ));
+    assert_eq!(done.code, Some(3), "{}", done.all());
+    for expected in [
+        "nodelet: container file (Completed, exit code 0) termination message: DONE\n",
+        "nodelet: container custom (Completed, exit code 0) termination message: custom path\n",
+        "nodelet: container logs (Error, exit code 3) termination message: first\nlast words\n",
+    ] {
+        assert!(
+            done.stderr.contains(expected),
+            "{expected:?} in {}",
+            done.all()
+        );
+    }
+    // Output is still passed on as the containers write it.
+    assert!(done.stdout.contains("[logs] first\n"), "{}", done.all());
+    assert!(
+        done.stderr.contains("[logs] last words\n"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
 }

@@ -86,3 +86,114 @@ fn pods_run_to_completion_and_are_deleted() {
         started.elapsed()
     );
 }
+
+/// `started.json` of the container's first run: the pid of its first process.
+fn container_init_pid(server: &Server, uid: &str) -> u32 {
+    let path = server
+        .root_dir()
+        .join("pods")
+        .join(uid)
+        .join("containers")
+        .join(format!("main_0_{uid}"))
+        .join("started.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let started: serde_json::Value = serde_json::from_str(&text).unwrap();
+    u32::try_from(started["init_pid"].as_u64().unwrap()).unwrap()
+}
+
+fn wait_until(secs: u64, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not after {secs} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_restarted_nodelet_adopts_its_running_containers() {
+    let bed = Bed::shared().unwrap();
+    let mut server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let file = server.write(
+        "survivor.yaml",
+        &pod(
+            "survivor",
+            &image,
+            r#"["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]"#,
+        )
+        .replace("restartPolicy: Never", "restartPolicy: Always"),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(
+        20,
+        &["get", "pod", "survivor", "-o", "jsonpath={.status.phase}"],
+        |out| out == "Running",
+    );
+    let uid = server.kubectl(&["get", "pod", "survivor", "-o", "jsonpath={.metadata.uid}"]);
+    let init_pid = container_init_pid(&server, &uid);
+    let log = server
+        .log_dir()
+        .join(format!("default_survivor_{uid}"))
+        .join("main/0.log");
+    let log_size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    wait_until(10, "the log grows", || log_size() > 0);
+
+    server.kill();
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(alive(init_pid), "the container died with nodelet");
+    let size_at_kill = log_size();
+    wait_until(10, "the log grows without nodelet", || {
+        log_size() > size_at_kill
+    });
+
+    let server = server.restart(Some(&bed));
+    // The restarted kubelet lists its pods each second; let it post its first status.
+    std::thread::sleep(Duration::from_secs(3));
+    server.wait_for(
+        20,
+        &[
+            "get",
+            "pod",
+            "survivor",
+            "-o",
+            "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running}",
+        ],
+        |out| out.starts_with("Running 0 {"),
+    );
+    assert!(alive(init_pid), "the adopted container is gone");
+    assert_eq!(container_init_pid(&server, &uid), init_pid);
+    let containers = server.root_dir().join("pods").join(&uid).join("containers");
+    let dirs: Vec<String> = std::fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        dirs,
+        vec![format!("main_0_{uid}")],
+        "a second container ran"
+    );
+    let size_after_restart = log_size();
+    wait_until(10, "the log grows after the restart", || {
+        log_size() > size_after_restart
+    });
+    let events = server.kubectl(&["get", "events", "-o", "jsonpath={.items[*].reason}"]);
+    assert_eq!(
+        events
+            .split_whitespace()
+            .filter(|r| *r == "Started")
+            .count(),
+        1,
+        "{events}"
+    );
+
+    // The adopted container is the worker's to stop.
+    server.kubectl(&["delete", "pod", "survivor"]);
+    wait_until(20, "the adopted container stops", || !alive(init_pid));
+    server.wait_for(10, &["get", "pods", "-o", "name"], |out| {
+        !out.contains("pod/survivor")
+    });
+    wait_until(10, "the pod's directories go", || {
+        !server.root_dir().join("pods").join(&uid).exists() && !log.exists()
+    });
+}

@@ -1,19 +1,14 @@
 //! `kubectl exec` and `kubectl logs` through `nodelet serve`, with the real kubectl 1.32 and
 //! 1.33 (WebSocket, v5.channel.k8s.io) against a real pod under runc.
 //!
-//! The pod's CRI log file is written here with `CriLogWriter` where serve reads it
-//! (`/var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log`), appending: until the kubelet
-//! writes container logs through the shim, nothing else does.
+//! The logs are what the container writes, kept by its shim in the CRI file serve reads
+//! (`{log_dir}/<ns>_<pod>_<uid>/<container>/<restart>.log`).
 
 mod serve_support;
 
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::process::Stdio;
 
-use nodelet_runtime::logs::{
-    ContainerLogs, CriLogWriter, DEFAULT_LOG_DIR, DEFAULT_MAX_LINE, Stream,
-};
 use nodelet_testbed::{Bed, BedInfo};
 use serve_support::{KUBECTL, Server};
 
@@ -24,15 +19,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Removes the pod's log directory when the test ends.
-struct LogDir(PathBuf);
-
-impl Drop for LogDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn exec_and_logs_through_kubectl() {
     let bed = Bed::shared().unwrap();
@@ -41,7 +27,7 @@ fn exec_and_logs_through_kubectl() {
     let file = server.write(
         "shell.yaml",
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n  terminationGracePeriodSeconds: 1\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", \"while [ ! -f /tmp/stop ]; do sleep 0.2; done\"]\n  - name: side\n    image: {image}\n    command: [\"sleep\", \"1000\"]\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: shell\nspec:\n  terminationGracePeriodSeconds: 1\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\", \"echo one; echo two; sleep 0.3; echo three >&2; while [ ! -f /tmp/more ]; do sleep 0.1; done; echo four; while [ ! -f /tmp/stop ]; do sleep 0.1; done\"]\n  - name: side\n    image: {image}\n    command: [\"sleep\", \"1000\"]\n"
         ),
     );
     server.kubectl(&["create", "-f", &file]);
@@ -123,25 +109,10 @@ fn exec_and_logs_through_kubectl() {
         assert!(text(&out.stderr).contains("SPDY"), "{}", text(&out.stderr));
     }
 
-    // Logs: the container's CRI file, where serve reads it.
-    let uid = server.kubectl(&["get", "pod", "shell", "-o", "jsonpath={.metadata.uid}"]);
-    let logs = ContainerLogs::new(
-        std::path::Path::new(DEFAULT_LOG_DIR),
-        "default",
-        "shell",
-        &uid,
-        "main",
-    );
-    let _cleanup = LogDir(logs.dir().parent().unwrap().to_owned());
-    let mut writer = CriLogWriter::create(&logs.file(0), DEFAULT_MAX_LINE).unwrap();
-    let now = jiff::Timestamp::now();
-    writer.write(Stream::Stdout, b"one\ntwo\n", now).unwrap();
-    writer.write(Stream::Stderr, b"three\n", now).unwrap();
-
-    assert_eq!(
-        server.kubectl(&["logs", "shell", "-c", "main"]),
-        "one\ntwo\nthree\n"
-    );
+    // Logs: what the container wrote, from the CRI file its shim keeps.
+    server.wait_for(30, &["logs", "shell", "-c", "main"], |out| {
+        out == "one\ntwo\nthree\n"
+    });
     assert_eq!(
         server.kubectl(&["logs", "shell", "-c", "main", "--tail=1"]),
         "three\n"
@@ -151,7 +122,15 @@ fn exec_and_logs_through_kubectl() {
         "one\nt"
     );
     let stamped = server.kubectl(&["logs", "shell", "-c", "main", "--timestamps"]);
-    assert_eq!(stamped, format!("{now} one\n{now} two\n{now} three\n"));
+    let lines: Vec<&str> = stamped.lines().collect();
+    assert_eq!(lines.len(), 3, "{stamped}");
+    for (line, expected) in lines.iter().zip(["one", "two", "three"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert_eq!(rest, expected, "{stamped}");
+        stamp
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{stamp}: {e}"));
+    }
     let out = server.run_kubectl(
         KUBECTL,
         &["logs", "shell", "-c", "main", "--previous"],
@@ -199,9 +178,7 @@ fn exec_and_logs_through_kubectl() {
         assert!(n > 0, "logs -f ended early: {}", text(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
-    writer
-        .write(Stream::Stdout, b"four\n", jiff::Timestamp::now())
-        .unwrap();
+    server.kubectl(&["exec", "shell", "-c", "main", "--", "touch", "/tmp/more"]);
     while !text(&seen).contains("four\n") {
         let n = stdout.read(&mut buf).unwrap();
         assert!(n > 0, "logs -f ended early: {}", text(&seen));

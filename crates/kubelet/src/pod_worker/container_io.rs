@@ -1,80 +1,98 @@
-//! Where a container's stdout and stderr go. For now: two pipes whose other ends the runtime
-//! hands to the container, and a thread per pipe that passes each line to the
-//! [`PodReporter`](super::PodReporter). This is the one place to change when containers run
-//! under the per-container shim with CRI-format log files: attach to the shim's log instead.
+//! Where a container's stdout and stderr go: its shim writes them to the container's CRI log
+//! file, and a follower thread per container reads that file as it grows and passes each line
+//! to the [`PodReporter`](super::PodReporter) (the terminal under `nodelet run`).
+//!
+//! The follower stops once the container's exit is known: the shim records the exit only
+//! after the container's pipes are drained into the log, so a last read then sees every line.
 
-use std::io::{BufRead, BufReader, PipeReader};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use nodelet_runtime::oci_runtime::ContainerStdio;
+use nodelet_runtime::logs::{LogOptions, LogReader};
+
+pub use nodelet_runtime::logs::Stream;
 
 use super::PodReporter;
+use super::lifecycle::ExitSlot;
 
-/// Which of a container's output streams a line came from.
+/// Where a follower begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
+pub enum FollowFrom {
+    /// The first line: a container this worker started.
+    Start,
+    /// What is written from now on: a container adopted after a restart, whose earlier
+    /// lines were passed on by the previous nodelet.
+    End,
 }
 
-/// The readers of one container's output; they end when every process holding the write ends
-/// (the container's, and processes exec'd into it) is gone.
+/// The follower of one container's log.
 #[derive(Debug)]
 pub struct ContainerOutput {
-    readers: Vec<JoinHandle<()>>,
+    /// `None` when the log could not be opened (the error went to the reporter).
+    follower: Option<JoinHandle<()>>,
 }
 
 impl ContainerOutput {
-    /// Waits for the readers to pass on the last lines. Call after the container is deleted.
-    pub fn finish(self) {
-        for reader in self.readers {
-            let _ = reader.join();
+    /// Waits for the follower to pass on the last lines. Call once `exit` (given to
+    /// [`follow`]) is set, or the follower never ends.
+    pub fn finish(&mut self) {
+        if let Some(follower) = self.follower.take() {
+            let _ = follower.join();
         }
     }
 }
 
-/// The stdio to create container `name` with, and the readers of its output.
-pub fn attach(
+/// Follows container `name`'s log at `log_path` until `exit` is set.
+pub fn follow(
     name: &str,
+    log_path: &Path,
+    from: FollowFrom,
+    exit: Arc<ExitSlot>,
     reporter: &Arc<dyn PodReporter>,
-) -> std::io::Result<(ContainerStdio, ContainerOutput)> {
-    let (out_reader, out_writer) = std::io::pipe()?;
-    let (err_reader, err_writer) = std::io::pipe()?;
-    let readers = vec![
-        spawn_reader(name, Stream::Stdout, out_reader, reporter.clone())?,
-        spawn_reader(name, Stream::Stderr, err_reader, reporter.clone())?,
-    ];
-    let stdio = ContainerStdio {
-        stdin: Stdio::null(),
-        stdout: Stdio::from(out_writer),
-        stderr: Stdio::from(err_writer),
-    };
-    Ok((stdio, ContainerOutput { readers }))
+) -> ContainerOutput {
+    match spawn_follower(name, log_path, from, exit, reporter) {
+        Ok(follower) => ContainerOutput {
+            follower: Some(follower),
+        },
+        Err(err) => {
+            reporter.log(&format!(
+                "following the log {} of container {name}: {err}",
+                log_path.display()
+            ));
+            ContainerOutput { follower: None }
+        }
+    }
 }
 
-fn spawn_reader(
+fn spawn_follower(
     name: &str,
-    stream: Stream,
-    reader: PipeReader,
-    reporter: Arc<dyn PodReporter>,
+    log_path: &Path,
+    from: FollowFrom,
+    exit: Arc<ExitSlot>,
+    reporter: &Arc<dyn PodReporter>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let options = LogOptions {
+        follow: true,
+        tail_lines: (from == FollowFrom::End).then_some(0),
+        ..LogOptions::default()
+    };
+    let reader = LogReader::open(
+        log_path,
+        options,
+        Some(Box::new(move || exit.get().is_some())),
+    )?;
     let name = name.to_owned();
+    let reporter = reporter.clone();
     std::thread::Builder::new()
         .name(format!("log-{name}"))
         .spawn(move || {
-            let mut reader = BufReader::new(reader);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
-                        reporter.output(&name, stream, &line);
+            for line in reader {
+                match line {
+                    Ok(line) => reporter.output(&name, line.stream, &line.content),
+                    Err(err) => {
+                        reporter.log(&format!("reading the log of container {name}: {err}"));
+                        break;
                     }
                 }
             }

@@ -10,21 +10,32 @@
 //! Per container start (spec §2.3, §5, §7.5): image (pull policy, pod then ServiceAccount then
 //! node credentials), environment (image `ENV` < `envFrom` < `env`, `$(VAR)`, downward API),
 //! argv from `command`/`args` and the image, working dir and user from the image, hostname =
-//! the pod's, a generated `/etc/hosts` and `/etc/hostname` bind-mounted, the runtime's
-//! `Container` create and start (`Created`, `Started`), then PostStart, synchronously: the
+//! the pod's, a generated `/etc/hosts` and `/etc/hostname` bind-mounted, an empty file at
+//! `terminationMessagePath`, create and start through the container's shim (`Created`,
+//! `Started` once it runs), then PostStart, synchronously: the
 //! next container starts only after it; a failure emits `FailedPostStartHook`, kills the
 //! container and leaves the rest to the restart policy. Termination (a stop request) runs
 //! PreStop then the stop signal within `terminationGracePeriodSeconds`, KILL at the deadline,
 //! with at least 2 s after a slow PreStop (§7.6).
 //!
+//! Every container runs under its own shim (`nodelet shim`, [`nodelet_runtime::shim`]): the
+//! shim writes the container's output to its CRI log file
+//! (`{log_dir}/<namespace>_<pod>_<uid>/<container>/<restartCount>.log`), which a follower
+//! thread passes on to the [`PodReporter`], and records how it ended (`exit.json`: code,
+//! signal, OOM kill, start and finish times). Its state lives in the container's directory
+//! `{pods_dir}/<uid>/containers/<name>_<attempt>_<uid>/` (the bundle), so the worker's start
+//! is "observe what is on disk, then act": containers still running under their shims
+//! (nodelet was killed and restarted) are adopted, restart counts come from the container
+//! directories and log files, and ended ones are collected as usual.
+//!
 //! Not yet here (no sandbox): containers use the node's network namespace, so `status.podIP`
 //! is the node's IP (as for a host-network pod), and they do not share IPC or pid
-//! namespaces. A restarted nodelet does not yet find its containers again (that comes with
-//! the shim).
+//! namespaces.
 
 mod container_io;
 mod images;
 mod lifecycle;
+mod on_disk;
 mod status_snapshot;
 
 use std::collections::BTreeMap;
@@ -44,9 +55,12 @@ use nodelet_image::pull_policy::PullBackOff;
 use nodelet_runtime::bundle::Bundle;
 use nodelet_runtime::container::{Container as RuntimeContainer, Exit};
 use nodelet_runtime::handlers::{Handler, HandlerTable};
+use nodelet_runtime::logs::{self, ContainerLogs};
+use nodelet_runtime::shim::{ShimConfig, ShimExit, ShimHandle, ShimLauncher};
 use nodelet_runtime::signal::Signal;
 use nodelet_runtime::spec::{self, BindMount, ContainerSpec, NamespaceMode};
 
+use container_io::FollowFrom;
 pub use container_io::Stream;
 pub use lifecycle::ExitSlot;
 
@@ -80,6 +94,9 @@ pub struct NodeContext {
     pub allocatable: BTreeMap<String, Quantity>,
     /// `{root-dir}/pods`: one directory per pod uid (bundles, `/etc/hosts`, `/etc/hostname`).
     pub pods_dir: PathBuf,
+    /// Containers' CRI log files: `{log_dir}/<namespace>_<pod>_<uid>/<container>/<n>.log`
+    /// (`/var/log/pods` by default, [`logs::DEFAULT_LOG_DIR`]). Absolute.
+    pub log_dir: PathBuf,
     pub cluster_domain: String,
 }
 
@@ -92,6 +109,9 @@ pub struct NodeServices {
     pub platform: Platform,
     /// Where the (async) image pulls run; the worker itself blocks.
     pub runtime: tokio::runtime::Handle,
+    /// How to start a container's shim: the `nodelet` binary (`ShimLauncher::this_binary()`
+    /// in nodelet; tests that run a worker in-process point it at the built binary).
+    pub shim: ShimLauncher,
 }
 
 /// Where events, container output and log messages go (the terminal under `nodelet run`).
@@ -113,6 +133,9 @@ pub struct WorkerOptions {
     /// `nodelet run`: a container that cannot be started (image, configuration, runtime
     /// errors) ends the pod at once (exit 1) instead of being retried with back-off.
     pub give_up_on_start_failure: bool,
+    /// Under an API server: a pod that finished keeps its logs for `kubectl logs` until the
+    /// pod is deleted (the pod source removes them then); a terminated pod's go with it.
+    pub keep_logs_when_finished: bool,
 }
 
 /// How the pod ended.
@@ -123,6 +146,8 @@ pub struct PodOutcome {
     /// could not start.
     pub exit_code: i32,
     pub message: String,
+    /// How each container that ran last ended, by name (init containers too).
+    pub last_exits: BTreeMap<String, LastExit>,
 }
 
 /// Asks a running worker to terminate its pod gracefully.
@@ -171,10 +196,19 @@ struct Slot {
     container_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct LastExit {
-    code: i32,
-    finished_at: Timestamp,
+/// How a container's last run ended (from its shim's `exit.json`), for restarts, the pod's
+/// outcome and its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastExit {
+    pub code: i32,
+    /// `Completed`, `Error`, `OOMKilled` (or `ContainerStatusUnknown` when the shim was lost).
+    pub reason: String,
+    /// The termination message (spec §5.8): the file at `terminationMessagePath`, or the log's
+    /// tail under `FallbackToLogsOnError`.
+    pub message: String,
+    /// `None` when the shim was lost before recording its start.
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Timestamp,
 }
 
 #[derive(Debug)]
@@ -184,6 +218,21 @@ struct Running {
     exit: Arc<ExitSlot>,
     waiter: JoinHandle<()>,
     output: container_io::ContainerOutput,
+    /// When its first process started (the shim's `started.json`).
+    started_at: Timestamp,
+    /// Its CRI log file (`<restartCount>.log`).
+    log_path: PathBuf,
+    /// The host file bind-mounted at `terminationMessagePath`, if any.
+    termination_message_file: Option<PathBuf>,
+}
+
+/// What the worker keeps of a container it watches, besides the container itself.
+#[derive(Debug)]
+struct WatchInfo {
+    started_at: Timestamp,
+    log_path: PathBuf,
+    termination_message_file: Option<PathBuf>,
+    follow_from: FollowFrom,
 }
 
 /// Why a container could not be started: the waiting reason and message.
@@ -294,6 +343,7 @@ impl PodWorker {
                 .log(&format!("becoming a child subreaper: {e}"));
         }
         let _ = std::fs::create_dir_all(self.pod_dir());
+        self.adopt_from_disk();
         loop {
             self.observe();
             self.report_status(false);
@@ -348,18 +398,67 @@ impl PodWorker {
 
     /// Deletes an ended container and its bundle, and records how it ended.
     fn collect(&mut self, i: usize, exit: Exit) {
-        let Some(running) = self.slots[i].running.take() else {
+        let Some(mut running) = self.slots[i].running.take() else {
             return;
         };
-        let code = exit.code().unwrap_or(UNKNOWN_EXIT_CODE);
+        let last = self.last_exit_of(i, &running, exit);
+        // Its last lines first, then the exit.
+        running.output.finish();
         let name = self.slots[i].spec.name.clone();
+        // `nodelet serve`'s reporter reads the code from this line.
         self.reporter
-            .log(&format!("container {name} exited with code {code}"));
+            .log(&format!("container {name} exited with code {}", last.code));
+        if let Err(e) = on_disk::save_last_exit(&self.pod_dir(), &name, &last) {
+            self.reporter
+                .log(&format!("recording the exit of container {name}: {e}"));
+        }
         remove_container(running, &*self.reporter);
-        self.slots[i].last_exit = Some(LastExit {
+        self.slots[i].last_exit = Some(last);
+    }
+
+    /// How container `i` ended: the shim's record (or `exit` when it left none) and the
+    /// termination message, read before its directory goes.
+    fn last_exit_of(&self, i: usize, running: &Running, exit: Exit) -> LastExit {
+        let recorded: Option<ShimExit> = running
+            .container
+            .shim()
+            .and_then(|shim| shim.exit().ok().flatten());
+        let (code, reason, started_at, finished_at) = match recorded {
+            Some(e) => (
+                e.exit_code,
+                e.reason().to_owned(),
+                Some(e.started_at),
+                e.finished_at,
+            ),
+            None => match exit.code() {
+                Some(code) => (
+                    code,
+                    exit_reason(code).to_owned(),
+                    Some(running.started_at),
+                    Timestamp::now(),
+                ),
+                None => (
+                    UNKNOWN_EXIT_CODE,
+                    crate::status::terminated_reason::CONTAINER_STATUS_UNKNOWN.to_owned(),
+                    Some(running.started_at),
+                    Timestamp::now(),
+                ),
+            },
+        };
+        let message = on_disk::termination_message(
+            &self.slots[i].spec,
+            running.termination_message_file.as_deref(),
+            &running.log_path,
             code,
-            finished_at: Timestamp::now(),
-        });
+            &reason,
+        );
+        LastExit {
+            code,
+            reason,
+            message,
+            started_at,
+            finished_at,
+        }
     }
 
     /// One level-triggered step: see the module docs.
@@ -393,8 +492,8 @@ impl PodWorker {
             if self.slots[i].running.is_some() {
                 return SyncResult::WaitUntil(None);
             }
-            match self.slots[i].last_exit {
-                Some(e) if e.code == 0 => continue,
+            match self.slots[i].last_exit.as_ref().map(|e| e.code) {
+                Some(0) => continue,
                 Some(_) if policy == RestartPolicy::Never => return SyncResult::Done,
                 _ => {
                     return match self.start_or_back_off(i) {
@@ -413,7 +512,7 @@ impl PodWorker {
                 active = true;
                 continue;
             }
-            let last = match self.slots[i].last_exit {
+            let last = match &self.slots[i].last_exit {
                 None => LastSeen::NotStarted,
                 Some(e) => LastSeen::Exited { exit_code: e.code },
             };
@@ -440,18 +539,18 @@ impl PodWorker {
     /// Starts container `i` now, or reports the back-off instant to come back at.
     /// `Err(())`: it could not start and the worker gives up (`nodelet run`).
     fn start_or_back_off(&mut self, i: usize) -> Result<Option<Instant>, ()> {
-        if let Some(last) = self.slots[i].last_exit {
+        if let Some(finished_at) = self.slots[i].last_exit.as_ref().map(|e| e.finished_at) {
             let key = CrashLoopBackOff::key(&self.pod, &self.slots[i].spec);
             let now = Timestamp::now();
-            match self.crash_back_off.decide(&key, last.finished_at, now) {
+            match self.crash_back_off.decide(&key, finished_at, now) {
                 RestartDecision::Restart => {}
                 RestartDecision::Wait { delay, remaining } => {
                     self.slots[i].waiting = Some(StartFailure::new(
                         backoff::CRASH_LOOP_BACK_OFF,
                         backoff::crash_loop_message(delay, &self.slots[i].spec.name, &self.pod),
                     ));
-                    if self.slots[i].back_off_reported != Some(last.finished_at) {
-                        self.slots[i].back_off_reported = Some(last.finished_at);
+                    if self.slots[i].back_off_reported != Some(finished_at) {
+                        self.slots[i].back_off_reported = Some(finished_at);
                         let name = self.slots[i].spec.name.clone();
                         self.emit_for(i, backoff::back_off_event(&name, &self.pod));
                         self.reporter
@@ -508,6 +607,131 @@ impl PodWorker {
                 Err(message)
             }
         }
+    }
+
+    /// Level-triggered start: takes in what earlier runs of this pod left (a nodelet that
+    /// was killed and restarted): running containers are adopted, ended ones collected, and
+    /// each container's restart count continues from its directories and log files.
+    fn adopt_from_disk(&mut self) {
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let pod_dir = self.pod_dir();
+        let dirs = on_disk::container_dirs(&pod_dir, &uid);
+        for i in 0..self.slots.len() {
+            let name = self.slots[i].spec.name.clone();
+            if let Some(last) = on_disk::load_last_exit(&pod_dir, &name) {
+                self.slots[i].last_exit = Some(last);
+            }
+            let logged = on_disk::last_logged_attempt(&self.container_logs(&name));
+            let dir_attempt = dirs
+                .iter()
+                .filter(|d| d.name == name)
+                .map(|d| d.attempt)
+                .max();
+            self.slots[i].starts = logged.max(dir_attempt).map_or(0, |a| a + 1);
+            for dir in dirs.iter().filter(|d| d.name == name) {
+                self.adopt_dir(i, dir);
+            }
+        }
+        for dir in &dirs {
+            if !self.slots.iter().any(|s| s.spec.name == dir.name) {
+                remove_leftover(dir, &*self.reporter);
+            }
+        }
+    }
+
+    /// Takes in one container directory of container `i` (oldest first).
+    fn adopt_dir(&mut self, i: usize, dir: &on_disk::ContainerDir) {
+        let Ok(shim) = ShimHandle::attach(&dir.path) else {
+            // A start that ended before its shim ran.
+            remove_leftover(dir, &*self.reporter);
+            return;
+        };
+        let alive = shim.is_running();
+        let started_at = shim.started().map_or_else(Timestamp::now, |s| s.started_at);
+        let log_path = shim.config().log_path.clone();
+        let container = match shim.into_container() {
+            Ok(c) => c,
+            Err(e) => {
+                self.reporter.log(&format!(
+                    "container {} (attempt {}) left {}: {e}",
+                    dir.name,
+                    dir.attempt,
+                    dir.path.display()
+                ));
+                remove_leftover(dir, &*self.reporter);
+                return;
+            }
+        };
+        let info = WatchInfo {
+            started_at,
+            log_path,
+            termination_message_file: on_disk::termination_message_file(&dir.path),
+            follow_from: FollowFrom::End,
+        };
+        if let Some(older) = self.slots[i].running.as_ref() {
+            // Only the newest run of a container may go on.
+            stop_running(older, 0);
+            let exit = older.exit.get().unwrap_or(Exit::Unknown);
+            self.collect(i, exit);
+        }
+        let container_id = Some(format!("{}://{}", container.handler(), container.id()));
+        let running = self.watch(&dir.name, container, Bundle::open(&dir.path), info);
+        let slot = &mut self.slots[i];
+        slot.previous_started_at = slot.last_exit.as_ref().and_then(|e| e.started_at);
+        slot.started_at = Some(started_at);
+        slot.container_id = container_id;
+        slot.running = Some(running);
+        if alive {
+            self.reporter.log(&format!(
+                "container {} is running (adopted from its shim, restart count {})",
+                dir.name, dir.attempt
+            ));
+        } else {
+            let running = self.slots[i].running.as_ref().expect("just watched");
+            let exit = running.exit.wait(KILL_WAIT).unwrap_or(Exit::Unknown);
+            self.collect(i, exit);
+        }
+    }
+
+    /// Starts watching `container`: its exit (a waiter on its shim) and its log.
+    fn watch(
+        &self,
+        name: &str,
+        container: RuntimeContainer,
+        bundle: Bundle,
+        info: WatchInfo,
+    ) -> Running {
+        let container = Arc::new(container);
+        let exit = Arc::new(ExitSlot::default());
+        let waiter = spawn_waiter(&container, &exit, self.tx.clone());
+        let output = container_io::follow(
+            name,
+            &info.log_path,
+            info.follow_from,
+            exit.clone(),
+            &self.reporter,
+        );
+        Running {
+            container,
+            bundle,
+            exit,
+            waiter,
+            output,
+            started_at: info.started_at,
+            log_path: info.log_path,
+            termination_message_file: info.termination_message_file,
+        }
+    }
+
+    fn container_logs(&self, container: &str) -> ContainerLogs {
+        let meta = &self.pod.metadata;
+        ContainerLogs::new(
+            &self.node.log_dir,
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default(),
+            meta.uid.as_deref().unwrap_or("no-uid"),
+            container,
+        )
     }
 
     fn pod_dir(&self) -> PathBuf {
@@ -620,6 +844,13 @@ impl PodWorker {
         cspec.cwd = process.cwd;
         cspec.hostname = uts_hostname;
         cspec.mounts = mounts;
+        let termination_message_file = on_disk::termination_message_mount(&spec, bundle.dir())
+            .map_err(|e| undo_bundle(format!("the termination message file: {e}")))?
+            .map(|mount| {
+                let file = mount.source.clone();
+                cspec.mounts.push(mount);
+                file
+            });
         cspec.namespaces.network = NamespaceMode::Node;
         if let Some(signal) = record
             .config
@@ -639,43 +870,55 @@ impl PodWorker {
             .handler
             .clone()
             .ok_or_else(|| undo_bundle("no runtime handler".into()))?;
-        let (stdio, output) = container_io::attach(&spec.name, &self.reporter)
-            .map_err(|e| undo_bundle(format!("container output: {e}")))?;
-        let container = match RuntimeContainer::create(&handler.runtime(), &id, &bundle, stdio) {
+        let log_path = self.container_logs(&spec.name).file(attempt);
+        let config = ShimConfig::new(&handler, &id, bundle.dir(), &log_path);
+        // The shim's state (shim.json, shim.pid, started.json, exit.json) lives in the
+        // container's directory, next to the bundle's files.
+        let shim = match ShimHandle::spawn(&self.services.shim, bundle.dir(), &config) {
+            Ok(shim) => shim,
+            Err(e) => {
+                let message = e.to_string();
+                let _ = bundle.remove();
+                emit(events::failed(&message));
+                return Err(StartFailure::new(
+                    crate::status::waiting_reason::RUN_CONTAINER_ERROR,
+                    message,
+                ));
+            }
+        };
+        let started_at = shim.started().map_or_else(Timestamp::now, |s| s.started_at);
+        let container = match shim.into_container() {
             Ok(c) => c,
             Err(e) => {
-                output.finish();
-                return Err(undo_bundle(e.to_string()));
+                let message = e.to_string();
+                let _ = nodelet_runtime::container::delete_if_present(&handler.runtime(), &id);
+                let _ = bundle.remove();
+                emit(events::failed(&message));
+                return Err(StartFailure::new(
+                    crate::status::waiting_reason::RUN_CONTAINER_ERROR,
+                    message,
+                ));
             }
         };
         emit(events::created(&spec.name, events::served_minor()));
-        if let Err(e) = container.start() {
-            let message = e.to_string();
-            let _ = container.delete();
-            output.finish();
-            let _ = bundle.remove();
-            emit(events::failed(&message));
-            return Err(StartFailure::new(
-                crate::status::waiting_reason::RUN_CONTAINER_ERROR,
-                message,
-            ));
-        }
         emit(events::started(&spec.name, events::served_minor()));
-        let container = Arc::new(container);
-        let exit = Arc::new(ExitSlot::default());
-        let waiter = spawn_waiter(&container, &exit, self.tx.clone());
+        let container_id = format!("{}://{}", handler.name, container.id());
         let slot = &mut self.slots[i];
-        slot.starts += 1;
+        slot.starts = attempt + 1;
         slot.waiting = None;
-        slot.previous_started_at = slot.started_at.replace(Timestamp::now());
-        slot.container_id = Some(format!("{}://{}", handler.name, container.id()));
-        self.slots[i].running = Some(Running {
+        slot.previous_started_at = slot.started_at.replace(started_at);
+        slot.container_id = Some(container_id);
+        self.slots[i].running = Some(self.watch(
+            &spec.name,
             container,
             bundle,
-            exit,
-            waiter,
-            output,
-        });
+            WatchInfo {
+                started_at,
+                log_path,
+                termination_message_file,
+                follow_from: FollowFrom::Start,
+            },
+        ));
         self.post_start(i);
         Ok(())
     }
@@ -817,61 +1060,85 @@ impl PodWorker {
         self.observe();
     }
 
-    /// Deletes whatever is left and the pod's directory.
+    /// Deletes whatever is left, the pod's directory and its logs.
     fn cleanup(&mut self) {
-        for slot in &mut self.slots {
-            if let Some(running) = slot.running.take() {
-                let _ = running.container.signal(Signal::KILL, true);
-                let exit = running.exit.wait(KILL_WAIT);
-                if slot.last_exit.is_none() || exit.is_some() {
-                    slot.last_exit = Some(LastExit {
-                        code: exit.and_then(Exit::code).unwrap_or(UNKNOWN_EXIT_CODE),
-                        finished_at: Timestamp::now(),
-                    });
-                }
-                remove_container(running, &*self.reporter);
+        for i in 0..self.slots.len() {
+            let Some(mut running) = self.slots[i].running.take() else {
+                continue;
+            };
+            let _ = running.container.signal(Signal::KILL, true);
+            let exit = running.exit.wait(KILL_WAIT);
+            if self.slots[i].last_exit.is_none() || exit.is_some() {
+                let last = self.last_exit_of(i, &running, exit.unwrap_or(Exit::Unknown));
+                self.slots[i].last_exit = Some(last);
             }
+            if exit.is_none() {
+                // Unkillable: let its log's follower end anyway.
+                running.exit.set(Exit::Unknown);
+            }
+            running.output.finish();
+            remove_container(running, &*self.reporter);
         }
-        let dir = self.pod_dir();
-        if let Err(e) = std::fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            self.reporter
-                .log(&format!("removing {}: {e}", dir.display()));
+        let pod_logs = {
+            let meta = &self.pod.metadata;
+            logs::pod_log_dir(
+                &self.node.log_dir,
+                meta.namespace.as_deref().unwrap_or("default"),
+                meta.name.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or("no-uid"),
+            )
+        };
+        let mut dirs = vec![self.pod_dir()];
+        if self.stopping || !self.options.keep_logs_when_finished {
+            dirs.push(pod_logs);
+        }
+        for dir in dirs {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                self.reporter
+                    .log(&format!("removing {}: {e}", dir.display()));
+            }
         }
     }
 
     fn outcome(&self) -> PodOutcome {
+        let last_exits: BTreeMap<String, LastExit> = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.spec.name.clone(), s.last_exit.clone()?)))
+            .collect();
         if let Some(message) = &self.failure {
             return PodOutcome {
                 phase: Phase::Failed,
                 exit_code: 1,
                 message: message.clone(),
+                last_exits,
             };
         }
         let failed = self
             .slots
             .iter()
-            .filter_map(|s| s.last_exit.map(|e| (s, e.code)))
+            .filter_map(|s| s.last_exit.as_ref().map(|e| (s, e.code)))
             .find(|(_, code)| *code != 0);
         match failed {
             Some((slot, code)) => PodOutcome {
                 phase: Phase::Failed,
                 exit_code: code,
                 message: format!("container {} exited with code {code}", slot.spec.name),
+                last_exits,
             },
             None => PodOutcome {
                 phase: Phase::Succeeded,
                 exit_code: 0,
                 message: "all containers exited with code 0".into(),
+                last_exits,
             },
         }
     }
 }
-
-/// A thread that waits for the container's end, records it and wakes the worker. It is the
-/// only caller of `Container::wait` while the container runs (that call holds the
-/// container's lock), so stops wait on the [`ExitSlot`] instead.
+/// A thread that waits for the container's end (its shim's `exit.json`, or the shim's end
+/// without one), records it and wakes the worker. Stops and hooks wait on the [`ExitSlot`].
 fn spawn_waiter(
     container: &Arc<RuntimeContainer>,
     exit: &Arc<ExitSlot>,
@@ -880,10 +1147,39 @@ fn spawn_waiter(
     let container = container.clone();
     let exit = exit.clone();
     std::thread::spawn(move || {
-        let ended = container.wait(None).ok().flatten().unwrap_or(Exit::Unknown);
+        let ended = match container.shim() {
+            Some(shim) => match shim.wait_exit(None) {
+                Ok(Some(recorded)) => Exit::Status(recorded.status()),
+                Ok(None) | Err(_) => Exit::Unknown,
+            },
+            None => container.wait(None).ok().flatten().unwrap_or(Exit::Unknown),
+        };
         exit.set(ended);
         let _ = tx.send(Msg::Exited);
     })
+}
+
+/// `Completed` or `Error`, for an exit the shim did not record.
+fn exit_reason(code: i32) -> &'static str {
+    if code == 0 {
+        crate::status::terminated_reason::COMPLETED
+    } else {
+        crate::status::terminated_reason::ERROR
+    }
+}
+
+/// Removes a container directory nobody watches: the runtime's container (if its shim
+/// config names it) and the bundle.
+fn remove_leftover(dir: &on_disk::ContainerDir, reporter: &dyn PodReporter) {
+    if let Ok(shim) = ShimHandle::attach(&dir.path) {
+        let runtime = shim.config().runtime.handler().runtime();
+        if let Err(e) = nodelet_runtime::container::delete_if_present(&runtime, &shim.config().id) {
+            reporter.log(&format!("deleting container {}: {e}", shim.config().id));
+        }
+    }
+    if let Err(e) = Bundle::open(&dir.path).remove() {
+        reporter.log(&format!("removing {}: {e}", dir.path.display()));
+    }
 }
 
 /// The stop signal, up to `timeout_seconds` for the end, then SIGKILL.
@@ -968,9 +1264,9 @@ fn remove_container(running: Running, reporter: &dyn PodReporter) {
     let Running {
         container,
         bundle,
-        exit: _,
         waiter,
-        output,
+        mut output,
+        ..
     } = running;
     let _ = waiter.join();
     match Arc::try_unwrap(container) {

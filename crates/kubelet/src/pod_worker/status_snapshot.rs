@@ -101,11 +101,18 @@ impl PodWorker {
 /// One container's state: running, waiting (a start failure or back-off, with the exit before
 /// it as `lastState`), terminated, or not started yet.
 fn observe_slot(slot: &Slot, pod_has_init: bool, finished: bool) -> ContainerObservation {
-    let terminated = |started_at| {
-        slot.last_exit.map(|e| Terminated {
+    // The shim's record (reason incl. OOMKilled, termination message, start) when it has
+    // one; the slot's start times otherwise.
+    let terminated = |started_at: Option<Timestamp>| {
+        slot.last_exit.as_ref().map(|e| Terminated {
             exit_code: e.code,
-            reason: status::runtime_terminated_reason(e.code, false, false).to_owned(),
-            started_at,
+            reason: if e.reason.is_empty() {
+                status::runtime_terminated_reason(e.code, false, false).to_owned()
+            } else {
+                e.reason.clone()
+            },
+            message: e.message.clone(),
+            started_at: e.started_at.or(started_at),
             finished_at: Some(e.finished_at),
             container_id: slot.container_id.clone(),
             ..Terminated::default()

@@ -33,6 +33,7 @@ use crate::pod_worker::{
     NodeContext, NodeServices, PodReporter, PodWorker, StopHandle, Stream, WorkerOptions,
 };
 use events::EventRecorder;
+use nodelet_runtime::shim::ShimLauncher;
 
 /// How often the worker table is reconciled even without a watch event (deleted pods whose
 /// worker ended, vanished pods).
@@ -55,6 +56,8 @@ pub struct ApiSource {
     pub handlers: HandlerTable,
     /// Where node credential files are looked up (`{root-dir}/config.json`).
     pub root_dir: PathBuf,
+    /// This binary, run as each container's shim.
+    pub shim: ShimLauncher,
 }
 
 impl std::fmt::Debug for ApiSource {
@@ -140,8 +143,16 @@ impl ApiSource {
             match workers.get_mut(&uid) {
                 None => {
                     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-                    if deleting {
-                        // Never started here (or finished before): nothing to stop.
+                    let left_on_disk = self.node.pods_dir.join(&uid).exists();
+                    if deleting && left_on_disk {
+                        // Deleted while nodelet was down: a worker adopts what still runs,
+                        // and the next round terminates it as for any deletion.
+                        let entry = self.start_worker(pod, recorder).await;
+                        workers.insert(uid, entry);
+                    } else if deleting {
+                        // Never started here (or finished before): nothing to stop; a
+                        // finished pod's logs go with it.
+                        remove_pod_logs(&self.node.log_dir, &pod);
                         tokio::spawn(delete_now(self.client.clone(), pod.clone()));
                         workers.insert(uid, Entry::finished());
                     } else if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -153,6 +164,10 @@ impl ApiSource {
                 }
                 Some(entry) if deleting && !entry.deleting => {
                     entry.deleting = true;
+                    if entry.done.load(Ordering::SeqCst) {
+                        // Finished before: its worker kept the logs for `kubectl logs`.
+                        remove_pod_logs(&self.node.log_dir, &pod);
+                    }
                     if let Some(stop) = &entry.stop {
                         stop.stop();
                     }
@@ -201,6 +216,7 @@ impl ApiSource {
             )),
             platform: Platform::host(),
             runtime: tokio::runtime::Handle::current(),
+            shim: self.shim.clone(),
         };
         let worker = PodWorker::new(
             pod.clone(),
@@ -208,7 +224,10 @@ impl ApiSource {
             services,
             self.node.clone(),
             reporter.clone(),
-            WorkerOptions::default(),
+            WorkerOptions {
+                keep_logs_when_finished: true,
+                ..WorkerOptions::default()
+            },
         );
         let stop = worker.stop_handle();
         let done = Arc::new(AtomicBool::new(false));
@@ -253,6 +272,21 @@ async fn finish_deletion(
 
 /// `DELETE` with `gracePeriodSeconds=0` and the pod's uid as precondition (a pod recreated
 /// under the same name is left alone).
+fn remove_pod_logs(log_dir: &std::path::Path, pod: &Pod) {
+    let meta = &pod.metadata;
+    let dir = nodelet_runtime::logs::pod_log_dir(
+        log_dir,
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default(),
+        meta.uid.as_deref().unwrap_or("no-uid"),
+    );
+    if let Err(err) = std::fs::remove_dir_all(&dir)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("nodelet: removing {}: {err}", dir.display());
+    }
+}
+
 async fn delete_now(client: kube::Client, pod: Arc<Pod>) {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();

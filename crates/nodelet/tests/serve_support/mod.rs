@@ -24,6 +24,42 @@ impl Server {
             .prefix("nodelet-serve-")
             .tempdir()
             .expect("temp dir");
+        Server::start_in(dir, bed)
+    }
+
+    /// SIGKILLs `nodelet serve`; its shims and containers go on.
+    #[allow(dead_code)] // Not every test binary restarts its server.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts `nodelet serve` again on the same data, root and log directories.
+    #[allow(dead_code)] // Not every test binary restarts its server.
+    pub fn restart(mut self, bed: Option<&BedInfo>) -> Server {
+        self.kill();
+        let dir = tempfile::Builder::new()
+            .prefix("unused-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = std::mem::replace(&mut self.dir, dir);
+        drop(self);
+        Server::start_in(dir, bed)
+    }
+
+    /// `--root-dir`: pods are under `pods/<uid>`.
+    #[allow(dead_code)] // Not every test binary restarts its server.
+    pub fn root_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Where the containers' CRI logs go.
+    #[allow(dead_code)] // Not every test binary restarts its server.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    fn start_in(dir: tempfile::TempDir, bed: Option<&BedInfo>) -> Server {
         let config = dir.path().join("config.toml");
         let state = dir.path().join("runtimes");
         let registries = bed.map_or(String::new(), |bed| {
@@ -32,7 +68,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "default_runtime = \"runc\"\n[runtimes.runc]\nroot = \"{}/runc\"\n{registries}",
+                "default_runtime = \"runc\"\nlog_dir = \"{}\"\n[runtimes.runc]\nroot = \"{}/runc\"\n{registries}",
+                dir.path().join("logs").display(),
                 state.display()
             ),
         )
