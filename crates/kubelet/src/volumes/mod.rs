@@ -26,13 +26,15 @@ pub mod mounts;
 mod payload;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nodelet_api::field_errors::go_quote;
 use nodelet_api::k8s::api::core::v1::{Pod, Volume};
 use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use nodelet_api::quantity::Quantity;
-use nodelet_runtime::volumes::{FileSource, HostPathType, Medium, VolumeKind, VolumePlan};
+use nodelet_runtime::volumes::{
+    FileSource, HostPathType, Medium, PodVolumes, VolumeError, VolumeKind, VolumePlan,
+};
 
 use crate::events::Event;
 use crate::sources::file::PodObjects;
@@ -86,6 +88,30 @@ pub fn plan_pod_volumes(ctx: VolumeContext<'_>) -> Result<Vec<VolumePlan>, Mount
         .iter()
         .map(|volume| plan_volume(ctx, volume))
         .collect()
+}
+
+/// Resolves every volume of the pod and makes it real under `{pod_dir}/volumes` (the pod
+/// worker's one call per sync, before starting containers; idempotent, and file volumes pick
+/// up changed ConfigMaps and Secrets). A failure is the pod's `FailedMount` event; the worker
+/// keeps the pod's containers waiting (`ContainerCreating`) and tries again on a later sync.
+pub fn set_up_pod_volumes(
+    ctx: VolumeContext<'_>,
+    pod_dir: &Path,
+) -> Result<Vec<MountedVolume>, MountFailure> {
+    let volumes = PodVolumes::new(pod_dir);
+    plan_pod_volumes(ctx)?
+        .iter()
+        .map(|plan| {
+            volumes
+                .set_up(plan)
+                .map_err(|err| MountFailure::new(&plan.name, err.to_string()))
+        })
+        .collect()
+}
+
+/// Unmounts and removes every volume of the pod (before its directory is removed).
+pub fn tear_down_pod_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
+    PodVolumes::new(pod_dir).tear_down()
 }
 
 /// One volume.
