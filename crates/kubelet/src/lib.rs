@@ -24,6 +24,7 @@
 //! | [`hooks`] | hook failure texts, `httpGet` targets, grace-period accounting (§7) |
 //! | [`backoff`] | CrashLoopBackOff and the restart policy (§8.7, §8.8) |
 //! | [`events`] | event reasons and container/pod event messages (§8.1, §8.2) |
+//! | [`volumes`] | `spec.volumes` → volume plans, `volumeMounts` → bind mounts |
 //! | [`status`] | container states, pod phase, conditions, `kubectl get pods` (§8.3–§8.6, §8.10) |
 
 pub mod backoff;
@@ -38,6 +39,7 @@ pub mod runtime_class;
 pub mod service_env;
 pub mod status;
 pub mod termination_message;
+pub mod volumes;
 
 // The stateful parts (I/O, threads, the runtime): the pod worker and the pod sources.
 pub mod pod_worker;

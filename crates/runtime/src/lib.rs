@@ -32,3 +32,4 @@ pub mod shim;
 pub mod signal;
 pub mod spec;
 pub mod user;
+pub mod volumes;

@@ -123,6 +123,26 @@ impl Mounter for HostMounter {
     }
 }
 
+/// Mounts a new tmpfs at `target` (an existing directory) with `options` as its data (e.g.
+/// `size=1048576`; empty for the kernel's defaults: half of RAM, root mode 1777).
+pub fn mount_tmpfs(target: &Path, options: &str) -> Result<(), MountError> {
+    let data = CString::new(options).map_err(|_| {
+        MountError::syscall(
+            "mounting tmpfs (options with a NUL byte) on",
+            target,
+            Errno::INVAL,
+        )
+    })?;
+    rustix::mount::mount(
+        "tmpfs",
+        target,
+        "tmpfs",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .map_err(|errno| MountError::syscall("mounting tmpfs on", target, errno))
+}
+
 /// Mounts an overlay at `target` (see the module documentation for how many layers fit).
 pub fn mount_overlay(overlay: Overlay<'_>, target: &Path) -> Result<(), MountError> {
     if overlay.lowers.is_empty() {

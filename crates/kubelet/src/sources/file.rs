@@ -58,6 +58,12 @@ impl PodObjects {
         })
     }
 
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMap> {
+        self.config_maps.iter().find(|c| {
+            in_namespace(&c.metadata, namespace) && c.metadata.name.as_deref() == Some(name)
+        })
+    }
+
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
         self.service_accounts.iter().find(|s| {
             in_namespace(&s.metadata, namespace) && s.metadata.name.as_deref() == Some(name)
