@@ -832,3 +832,93 @@ fn termination_messages_come_from_the_file_or_the_log_tail() {
     );
     node.assert_clean();
 }
+
+#[test]
+fn volumes_are_mounted_with_their_contents_and_modes() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{mode: fast, color: blue}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: s3cret}}
+---
+{}"#,
+        pod(
+            "volumes",
+            &format!(
+                r#"  restartPolicy: Never
+  initContainers:
+  - name: init
+    image: {image}
+    command: ["sh", "-c", "echo from-init > /shared/note"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c"]
+    args:
+    - |
+      echo "note=$(cat /shared/note)"
+      echo "mode=$(cat /etc/settings/mode) color=$(cat /etc/settings/color)"
+      echo "password=$(cat /etc/creds/password)"
+      ls -lL /etc/creds/password | cut -c1-10 | sed 's/^/secret-perm=/'
+      echo "pod=$(cat /etc/podinfo/name)"
+      grep -q ' /scratch tmpfs' /proc/mounts && echo scratch=tmpfs
+      touch /etc/settings/x 2>/dev/null || echo settings=read-only
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: settings, mountPath: /etc/settings}}
+    - {{name: creds, mountPath: /etc/creds}}
+    - {{name: podinfo, mountPath: /etc/podinfo}}
+    - {{name: scratch, mountPath: /scratch}}
+  volumes:
+  - {{name: shared, emptyDir: {{}}}}
+  - {{name: scratch, emptyDir: {{medium: Memory}}}}
+  - {{name: settings, configMap: {{name: settings}}}}
+  - {{name: creds, secret: {{secretName: creds, defaultMode: 0400}}}}
+  - name: podinfo
+    downwardAPI:
+      items: [{{path: name, fieldRef: {{fieldPath: metadata.name}}}}]
+"#,
+                image = image(&bed, "tiny")
+            )
+        )
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    for line in [
+        "[main] note=from-init",
+        "[main] mode=fast color=blue",
+        "[main] password=s3cret",
+        "[main] secret-perm=-r--------",
+        "[main] pod=volumes",
+        "[main] scratch=tmpfs",
+        "[main] settings=read-only",
+    ] {
+        assert!(
+            done.stdout.contains(&format!("{line}\n")),
+            "{line}: {}",
+            done.all()
+        );
+    }
+    node.assert_clean();
+
+    // A ConfigMap that does not exist: FailedMount naming it, and nothing left behind.
+    let missing = yaml.replace("configMap: {name: settings}", "configMap: {name: absent}");
+    let done = node.run(&missing);
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr.contains(
+            "FailedMount  MountVolume.SetUp failed for volume \"settings\" : configmap \"absent\" not found"
+        ),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}

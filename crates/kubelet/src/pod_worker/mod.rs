@@ -812,9 +812,33 @@ impl PodWorker {
                 message,
             )
         };
-        let mounts = self
+        let mut mounts = self
             .pod_files(&names, &spec)
             .map_err(|e| create_error(format!("writing the pod's /etc/hosts: {e}")))?;
+        // The pod's volumes (idempotent: a re-sync with unchanged content changes nothing),
+        // then this container's mounts of them.
+        let volume_ctx = crate::volumes::VolumeContext {
+            pod: &self.pod,
+            objects: &self.objects,
+            allocatable: &self.node.allocatable,
+        };
+        let volumes =
+            crate::volumes::set_up_pod_volumes(volume_ctx, &self.pod_dir()).map_err(|failure| {
+                self.emit(None, failure.event());
+                StartFailure::new(
+                    crate::status::waiting_reason::CONTAINER_CREATING,
+                    failure.to_string(),
+                )
+            })?;
+        mounts.extend(
+            crate::volumes::mounts::container_mounts(
+                &spec,
+                &volumes,
+                &environment.kubelet,
+                &crate::volumes::mounts::HostSubPaths,
+            )
+            .map_err(|e| config_error(e.to_string()))?,
+        );
 
         let attempt = self.slots[i].starts;
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
@@ -1088,6 +1112,11 @@ impl PodWorker {
                 meta.uid.as_deref().unwrap_or("no-uid"),
             )
         };
+        if let Err(e) = crate::volumes::tear_down_pod_volumes(&self.pod_dir()) {
+            // Removing the directory would fail on (and could descend into) its mounts.
+            self.reporter.log(&format!("tearing down volumes: {e}"));
+            return;
+        }
         let mut dirs = vec![self.pod_dir()];
         if self.stopping || !self.options.keep_logs_when_finished {
             dirs.push(pod_logs);
