@@ -235,6 +235,9 @@ mod tests {
         s.started_at = Some(at(100));
         s.last_exit = Some(super::super::LastExit {
             code: 3,
+            reason: String::new(),
+            message: String::new(),
+            started_at: None,
             finished_at: at(101),
         });
         s.waiting = Some(super::super::StartFailure::new(
@@ -265,12 +268,38 @@ mod tests {
         s.started_at = Some(at(5));
         s.last_exit = Some(super::super::LastExit {
             code: 0,
+            reason: "Completed".into(),
+            message: String::new(),
+            started_at: Some(at(5)),
             finished_at: at(6),
         });
         let o = observe_slot(&s, true, false);
         assert!(matches!(&o.state, State::Terminated(t) if t.reason == "Completed"));
         assert!(o.ready);
         assert_eq!(o.started, Some(false));
+    }
+
+    #[test]
+    fn the_shims_reason_and_the_termination_message_are_reported() {
+        let mut s = slot(ContainerList::Regular);
+        s.starts = 1;
+        s.started_at = Some(at(7));
+        s.last_exit = Some(super::super::LastExit {
+            code: 137,
+            reason: "OOMKilled".into(),
+            message: "out of memory".into(),
+            started_at: Some(at(5)),
+            finished_at: at(9),
+        });
+        let o = observe_slot(&s, false, true);
+        let State::Terminated(t) = &o.state else {
+            panic!("{:?}", o.state)
+        };
+        assert_eq!(
+            (t.exit_code, t.reason.as_str(), t.message.as_str()),
+            (137, "OOMKilled", "out of memory")
+        );
+        assert_eq!(t.started_at, Some(at(5)));
     }
 
     #[test]
