@@ -277,10 +277,15 @@ impl Network {
     }
 
     /// DEL: every plugin in reverse order. Plugins make DEL idempotent (a second one, or one
-    /// without a prior ADD, succeeds); `added` is ADD's result when known.
+    /// without a prior ADD, succeeds); `added` is ADD's result when known. Without one (ADD
+    /// never finished), a plugin that is not installed is skipped: it set nothing up.
     pub fn del(&self, attachment: &Attachment<'_>, added: Option<&Value>) -> Result<(), CniError> {
         for plugin in self.list.plugins.iter().rev() {
-            self.run(plugin, "DEL", attachment, added)?;
+            match self.run(plugin, "DEL", attachment, added) {
+                Ok(_) => {}
+                Err(CniError::PluginNotFound { .. }) if added.is_none() => {}
+                Err(err) => return Err(err),
+            }
         }
         Ok(())
     }
@@ -640,6 +645,15 @@ mod tests {
             err.to_string(),
             "CNI plugin \"loopback\" not found in /nonexistent/cni"
         );
+        let attachment = Attachment {
+            container_id: "x",
+            netns: None,
+            ifname: "lo",
+            args: &[],
+            port_mappings: &[],
+        };
+        network.del(&attachment, None).unwrap();
+        assert!(network.del(&attachment, Some(&json!({}))).is_err());
     }
 
     fn script_plugin(dir: &Path, name: &str, body: &str) {

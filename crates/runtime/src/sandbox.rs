@@ -249,7 +249,8 @@ impl Sandbox {
     }
 
     /// Tears down the sandbox in `dir`: CNI DEL, the pinned namespaces, the directory.
-    /// Repeatable, and fine on a half-made sandbox or a directory that is gone.
+    /// Repeatable, and fine on a half-made sandbox or a directory that is gone. A failing
+    /// DEL stops the removal (to be retried) only when ADD had succeeded.
     pub fn remove(dir: &Path) -> Result<(), SandboxError> {
         if !dir.exists() {
             return Ok(());
@@ -273,12 +274,15 @@ impl Sandbox {
                 args: &sandbox.state.cni_args,
                 port_mappings: &sandbox.state.port_mappings,
             };
-            network
-                .del(&attachment, sandbox.state.cni_result.as_ref())
-                .map_err(|source| SandboxError::Network {
+            let deleted = network.del(&attachment, sandbox.state.cni_result.as_ref());
+            // Without an ADD result, ADD failed or never ran: a DEL that fails as well (the
+            // configuration that made ADD fail) must not keep the sandbox forever.
+            if sandbox.state.cni_result.is_some() {
+                deleted.map_err(|source| SandboxError::Network {
                     dir: dir.to_path_buf(),
                     source,
                 })?;
+            }
         }
         for (_, name) in PINNED {
             HostNamespaces
