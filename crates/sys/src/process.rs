@@ -47,6 +47,11 @@ impl PidFd {
         Ok(PidFd { fd, pid })
     }
 
+    /// A handle from a descriptor the kernel gave for `pid` (`CLONE_PIDFD`).
+    pub(crate) fn from_owned(fd: OwnedFd, pid: u32) -> PidFd {
+        PidFd { fd, pid }
+    }
+
     /// The process id (in our pid namespace).
     pub fn pid(&self) -> u32 {
         self.pid
