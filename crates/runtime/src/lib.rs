@@ -32,6 +32,7 @@ pub mod handlers;
 pub mod logs;
 pub mod oci;
 pub mod oci_runtime;
+pub mod pause;
 pub mod rootfs;
 pub mod sandbox;
 pub mod shim;

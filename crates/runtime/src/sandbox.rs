@@ -6,6 +6,7 @@
 //! <dir>/ns/net         the pod's network namespace (not with hostNetwork)
 //! <dir>/ns/ipc         its IPC namespace (not with hostIPC)
 //! <dir>/ns/uts         its UTS namespace with the pod's hostname (not with hostNetwork)
+//! <dir>/ns/pid         with shareProcessNamespace: the PID namespace of the pause process
 //! <dir>/resolv.conf    bind-mounted into every container
 //! ```
 //!
@@ -17,8 +18,9 @@
 //!
 //! Upstream's rules: `hostNetwork` uses the node's network and UTS namespaces (the node's
 //! hostname, no CNI); `hostIPC` and `hostPID` the node's IPC and PID namespaces. Without
-//! `hostPID` each container has a PID namespace of its own: `shareProcessNamespace` needs
-//! a living init (a pause process) and is not supported yet ([`SandboxError::Unsupported`]).
+//! `hostPID` each container has a PID namespace of its own, unless `shareProcessNamespace`
+//! asks for one per pod: its first process is the sandbox's pause process ([`crate::pause`],
+//! the only process a sandbox keeps), killed on removal.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -26,16 +28,22 @@ use std::time::Duration;
 
 use nodelet_sys::namespace::{
     HostNamespaces, NamespaceError, NamespaceKind, NamespacePinner, PinRequest, is_namespace_file,
+    pin_pid_namespace_of, spawn_pid_namespace_init,
 };
+use nodelet_sys::process::PidFd;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cni::{Attachment, CniError, Network, NetworkList, POD_INTERFACE, PortMapping};
+use crate::pause::PauseLauncher;
+use crate::signal::Signal;
 use crate::spec::{BindMount, ContainerSpec, NamespaceMode, Namespaces};
 
 const STATE: &str = "sandbox.json";
 const RESOLV_CONF: &str = "resolv.conf";
 const NS_DIR: &str = "ns";
+const PID_NS: &str = "pid";
+const PAUSE_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 const PINNED: [(NamespaceKind, &str); 3] = [
     (NamespaceKind::Network, "net"),
     (NamespaceKind::Ipc, "ipc"),
@@ -53,6 +61,9 @@ pub struct SandboxConfig {
     pub host_ipc: bool,
     pub host_pid: bool,
     pub share_process_namespace: bool,
+    /// What runs as PID 1 of the shared PID namespace (needed with
+    /// `share_process_namespace`): [`PauseLauncher::this_binary`] in nodelet.
+    pub pause: Option<PauseLauncher>,
     /// The contents of the pod's `/etc/resolv.conf`.
     pub resolv_conf: String,
     /// `hostPort`s, for the network's `portmap` plugin.
@@ -78,8 +89,6 @@ pub enum SandboxError {
     },
     #[error("sandbox {}: {source}", .dir.display())]
     Network { dir: PathBuf, source: CniError },
-    #[error("{0} is not supported yet")]
-    Unsupported(&'static str),
 }
 
 /// What is kept on disk about a sandbox.
@@ -103,9 +112,19 @@ struct SandboxState {
     port_mappings: Vec<PortMapping>,
     /// The network's ADD result.
     cni_result: Option<Value>,
+    /// The pause process (pid and start time, so a reused pid is never killed).
+    #[serde(default)]
+    pause: Option<PauseProcess>,
     ips: Vec<IpAddr>,
     /// Every step of creation is done.
     ready: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct PauseProcess {
+    pid: u32,
+    /// Clock ticks after boot (`/proc/<pid>/stat` field 22).
+    start_time: u64,
 }
 
 /// A created pod sandbox.
@@ -126,9 +145,19 @@ impl Sandbox {
         config: &SandboxConfig,
         network: Option<&Network>,
     ) -> Result<Sandbox, SandboxError> {
-        if config.share_process_namespace && !config.host_pid {
-            return Err(SandboxError::Unsupported(
-                "shareProcessNamespace (a pod-wide PID namespace)",
+        let invalid = |problem: &str| SandboxError::Invalid {
+            dir: dir.to_path_buf(),
+            problem: problem.into(),
+        };
+        if config.share_process_namespace && config.host_pid {
+            // Upstream's validation text.
+            return Err(invalid(
+                "ShareProcessNamespace and HostPID cannot both be enabled",
+            ));
+        }
+        if config.share_process_namespace && config.pause.is_none() {
+            return Err(invalid(
+                "shareProcessNamespace needs a pause program to run as PID 1",
             ));
         }
         let network = if config.host_network {
@@ -172,6 +201,7 @@ impl Sandbox {
                 cni_args: config.cni_args.clone(),
                 port_mappings: config.port_mappings.clone(),
                 cni_result: None,
+                pause: None,
                 ips: Vec::new(),
                 ready: false,
             },
@@ -199,12 +229,18 @@ impl Sandbox {
                 .collect(),
             hostname: self.state.hostname.clone(),
         };
-        HostNamespaces
-            .pin_new(&request)
-            .map_err(|source| SandboxError::Namespace {
-                dir: self.dir.clone(),
-                source,
-            })?;
+        let namespace_error = |source| SandboxError::Namespace {
+            dir: self.dir.clone(),
+            source,
+        };
+        HostNamespaces.pin_new(&request).map_err(namespace_error)?;
+        if let Some(pause) = config
+            .pause
+            .as_ref()
+            .filter(|_| config.share_process_namespace)
+        {
+            self.start_pause(pause)?;
+        }
         write_file(&self.dir.join(RESOLV_CONF), config.resolv_conf.as_bytes()).map_err(
             |source| SandboxError::Io {
                 dir: self.dir.clone(),
@@ -228,6 +264,33 @@ impl Sandbox {
         }
         self.state.ready = true;
         self.save()
+    }
+
+    fn start_pause(&mut self, pause: &PauseLauncher) -> Result<(), SandboxError> {
+        let args: Vec<&str> = pause.args.iter().map(String::as_str).collect();
+        let process =
+            spawn_pid_namespace_init(&pause.program, &args).map_err(|source| SandboxError::Io {
+                dir: self.dir.clone(),
+                what: format!("starting the pause process {}", pause.program.display()),
+                source,
+            })?;
+        let start_time =
+            process_start_time(process.pid()).ok_or_else(|| SandboxError::Invalid {
+                dir: self.dir.clone(),
+                problem: format!("the pause process {} ended at once", process.pid()),
+            })?;
+        // Recorded before anything else can fail, so removal finds it.
+        self.state.pause = Some(PauseProcess {
+            pid: process.pid(),
+            start_time,
+        });
+        self.save()?;
+        pin_pid_namespace_of(process.pid(), &self.dir.join(NS_DIR).join(PID_NS)).map_err(|source| {
+            SandboxError::Namespace {
+                dir: self.dir.clone(),
+                source,
+            }
+        })
     }
 
     /// The sandbox in `dir` (after a restart).
@@ -284,7 +347,12 @@ impl Sandbox {
                 })?;
             }
         }
-        for (_, name) in PINNED {
+        if let Ok(sandbox) = Sandbox::open(dir)
+            && let Some(pause) = sandbox.state.pause
+        {
+            stop_pause(pause);
+        }
+        for name in PINNED.iter().map(|(_, name)| *name).chain([PID_NS]) {
             HostNamespaces
                 .unpin(&dir.join(NS_DIR).join(name))
                 .map_err(|source| SandboxError::Namespace {
@@ -341,12 +409,15 @@ impl Sandbox {
                 NamespaceMode::Node
             }
         };
+        let pid = if self.state.host_pid {
+            NamespaceMode::Node
+        } else if self.state.pause.is_some() {
+            NamespaceMode::Join(self.dir.join(NS_DIR).join(PID_NS))
+        } else {
+            NamespaceMode::Private
+        };
         Namespaces {
-            pid: if self.state.host_pid {
-                NamespaceMode::Node
-            } else {
-                NamespaceMode::Private
-            },
+            pid,
             ipc: pinned(NamespaceKind::Ipc),
             uts: pinned(NamespaceKind::Uts),
             network: pinned(NamespaceKind::Network),
@@ -407,6 +478,28 @@ impl Sandbox {
     }
 }
 
+/// Kills the pause process if it is still the one started (a reused pid is left alone),
+/// and reaps it when it is our child.
+fn stop_pause(pause: PauseProcess) {
+    if process_start_time(pause.pid) != Some(pause.start_time) {
+        return;
+    }
+    if let Ok(process) = PidFd::open(pause.pid) {
+        // SIGKILL: the one signal PID 1 of a namespace cannot refuse from outside it.
+        let _ = process.send_signal(Signal::KILL.number());
+        let _ = process.wait_exited(Some(PAUSE_KILL_TIMEOUT));
+        let _ = process.try_reap();
+    }
+}
+
+/// A process's start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -445,6 +538,7 @@ mod tests {
                 cni_args: Vec::new(),
                 port_mappings: Vec::new(),
                 cni_result: None,
+                pause: None,
                 ips: Vec::new(),
                 ready: true,
             },
@@ -505,19 +599,36 @@ mod tests {
     }
 
     #[test]
-    fn share_process_namespace_is_refused_clearly() {
-        let err = Sandbox::create(
-            Path::new("/nonexistent/sandbox"),
-            &SandboxConfig {
-                share_process_namespace: true,
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    fn a_shared_pid_namespace_needs_a_pause_program_and_no_host_pid() {
+        let create = |host_pid, pause: Option<PauseLauncher>| {
+            Sandbox::create(
+                Path::new("/nonexistent/sandbox"),
+                &SandboxConfig {
+                    share_process_namespace: true,
+                    host_pid,
+                    pause,
+                    host_network: true,
+                    ..Default::default()
+                },
+                None,
+            )
+            .unwrap_err()
+            .to_string()
+        };
         assert_eq!(
-            err.to_string(),
-            "shareProcessNamespace (a pod-wide PID namespace) is not supported yet"
+            create(false, None),
+            "sandbox /nonexistent/sandbox: shareProcessNamespace needs a pause program to run as PID 1"
         );
+        assert_eq!(
+            create(true, Some(PauseLauncher::this_binary().unwrap())),
+            "sandbox /nonexistent/sandbox: ShareProcessNamespace and HostPID cannot both be enabled"
+        );
+    }
+
+    #[test]
+    fn start_times_come_from_proc() {
+        let ours = process_start_time(std::process::id()).unwrap();
+        assert!(ours > 0);
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 }

@@ -15,6 +15,7 @@ use common::{Harness, Launched, PATH_ENV, WAIT, launch, our_mounts};
 use nodelet_runtime::cni::{Attachment, Network, NetworkSettings};
 use nodelet_runtime::container::Exit;
 use nodelet_runtime::handlers::Handler;
+use nodelet_runtime::pause::PauseLauncher;
 use nodelet_runtime::sandbox::{Sandbox, SandboxConfig};
 use nodelet_sys::process::ExitStatus;
 
@@ -293,6 +294,54 @@ fn a_host_network_container_sees_the_node() {
             "{name}: IPC still the pod's: {out}"
         );
         Sandbox::remove(&dir).unwrap();
+        assert!(!dir.exists());
+        assert_eq!(our_mounts(&harness), 0, "{name}");
+    }
+}
+
+#[test]
+fn a_shared_process_namespace_has_a_pause_process_as_pid_1() {
+    let harness = Harness::new(&["tiny"]);
+    let net = TestNetwork::new(harness.tmp.path(), "nlt-pid", "10.250.4.0/24");
+    for handler in harness.installed() {
+        let name = handler.name.clone();
+        let dir = harness.tmp.path().join(format!("sandbox-pid-{name}"));
+        let mut shared = config("pid", "pod-p");
+        shared.share_process_namespace = true;
+        // The host's busybox stands in for `nodelet pause` (this test has no nodelet binary).
+        shared.pause = Some(PauseLauncher {
+            program: "/bin/busybox".into(),
+            args: ["sh", "-c", "while :; do sleep 1; done"]
+                .map(String::from)
+                .to_vec(),
+        });
+        let sandbox = net.create(&dir, &shared);
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("sandbox.json")).unwrap()).unwrap();
+        let pause_pid = state["pause"]["pid"].as_u64().unwrap();
+        let sleeper = launch_in(&harness, &handler, &sandbox, "sleeper", "exec sleep 1000");
+        let (exit, out, err) = run_in(
+            &harness,
+            &handler,
+            &sandbox,
+            "looker",
+            "tr '\\0' ' ' </proc/1/cmdline; echo; ps -o pid,args",
+        );
+        assert_eq!(exit, Exit::Status(ExitStatus::Exited(0)), "{name}: {err}");
+        assert!(
+            out.starts_with("sh -c while"),
+            "{name}: PID 1 is the pause: {out}"
+        );
+        assert!(
+            out.contains("sleep 1000"),
+            "{name}: the other container's process: {out}"
+        );
+        delete(sleeper);
+        Sandbox::remove(&dir).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{pause_pid}")).exists(),
+            "{name}: the pause process is gone"
+        );
         assert!(!dir.exists());
         assert_eq!(our_mounts(&harness), 0, "{name}");
     }
