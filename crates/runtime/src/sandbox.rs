@@ -8,6 +8,8 @@
 //! <dir>/ns/uts         its UTS namespace with the pod's hostname (not with hostNetwork)
 //! <dir>/ns/pid         with shareProcessNamespace: the PID namespace of the pause process
 //! <dir>/resolv.conf    bind-mounted into every container
+//! <dir>/shm/           the pod's /dev/shm (a tmpfs, 64 MiB, as containerd; not with hostIPC,
+//!                      where containers get the node's /dev/shm)
 //! ```
 //!
 //! The namespaces are pinned as bind-mounted nsfs files ([`nodelet_sys::namespace`]), so no
@@ -43,6 +45,9 @@ const STATE: &str = "sandbox.json";
 const RESOLV_CONF: &str = "resolv.conf";
 const NS_DIR: &str = "ns";
 const PID_NS: &str = "pid";
+const SHM: &str = "shm";
+/// containerd's pod `/dev/shm`: 64 MiB, world-writable with the sticky bit.
+const SHM_OPTIONS: &str = "mode=1777,size=65536k";
 const PAUSE_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 const PINNED: [(NamespaceKind, &str); 3] = [
     (NamespaceKind::Network, "net"),
@@ -170,7 +175,7 @@ impl Sandbox {
         };
         if dir.join(STATE).exists() {
             match Sandbox::open(dir) {
-                Ok(existing) if existing.state.ready && existing.state.id == config.id => {
+                Ok(existing) if existing.state.id == config.id && existing.is_intact() => {
                     return Ok(existing);
                 }
                 _ => Sandbox::remove(dir)?,
@@ -234,6 +239,19 @@ impl Sandbox {
             source,
         };
         HostNamespaces.pin_new(&request).map_err(namespace_error)?;
+        if !self.state.host_ipc {
+            let shm = self.dir.join(SHM);
+            create_private_dir(&shm).map_err(|source| SandboxError::Io {
+                dir: self.dir.clone(),
+                what: "creating shm".into(),
+                source,
+            })?;
+            nodelet_sys::mount::mount_tmpfs(&shm, SHM_OPTIONS).map_err(|e| SandboxError::Io {
+                dir: self.dir.clone(),
+                what: "mounting shm".into(),
+                source: std::io::Error::other(e),
+            })?;
+        }
         if let Some(pause) = config
             .pause
             .as_ref()
@@ -319,13 +337,8 @@ impl Sandbox {
             return Ok(());
         }
         if let Ok(sandbox) = Sandbox::open(dir)
-            && let Some(list) = &sandbox.state.network
+            && let Some(network) = sandbox.recorded_network()
         {
-            let network = Network {
-                list: list.clone(),
-                bin_dir: sandbox.state.cni_bin_dir.clone(),
-                plugin_timeout: Duration::from_millis(sandbox.state.plugin_timeout_ms),
-            };
             let netns = sandbox.network_namespace_file();
             // Without the namespace (removed by hand, or never made) DEL still releases
             // the address; the interface went with the namespace.
@@ -352,6 +365,11 @@ impl Sandbox {
         {
             stop_pause(pause);
         }
+        unmount_all(&dir.join(SHM)).map_err(|e| SandboxError::Io {
+            dir: dir.to_path_buf(),
+            what: "unmounting shm".into(),
+            source: std::io::Error::other(e),
+        })?;
         for name in PINNED.iter().map(|(_, name)| *name).chain([PID_NS]) {
             HostNamespaces
                 .unpin(&dir.join(NS_DIR).join(name))
@@ -373,6 +391,38 @@ impl Sandbox {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether everything creation made is still there: after a node reboot the directory
+    /// survives but its mounts and the pause process do not ([`Sandbox::create`] then makes
+    /// the sandbox again).
+    pub fn is_intact(&self) -> bool {
+        let namespaces = PINNED
+            .iter()
+            .filter(|(kind, _)| self.owns(*kind))
+            .map(|(_, name)| self.dir.join(NS_DIR).join(name))
+            .chain(self.state.pause.map(|_| self.dir.join(NS_DIR).join(PID_NS)))
+            .all(|file| is_namespace_file(&file));
+        let pause_alive = self
+            .state
+            .pause
+            .is_none_or(|p| process_start_time(p.pid) == Some(p.start_time));
+        let shm = self.state.host_ipc || is_mount_point(&self.dir.join(SHM));
+        self.state.ready && namespaces && pause_alive && shm
+    }
+
+    /// CNI CHECK of the pod's network attachment (nothing to check with hostNetwork).
+    pub fn check_network(&self) -> Result<(), SandboxError> {
+        let (Some(network), Some(added)) = (self.recorded_network(), &self.state.cni_result) else {
+            return Ok(());
+        };
+        let netns = self.network_namespace_file();
+        network
+            .check(&self.attachment(&netns, POD_INTERFACE), added)
+            .map_err(|source| SandboxError::Network {
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
     pub fn id(&self) -> &str {
@@ -427,20 +477,30 @@ impl Sandbox {
 
     /// Puts a container into this sandbox: its namespaces (the cgroup one is left as it
     /// is), no hostname of its own (the sandbox's UTS namespace has it), and the pod's
-    /// `/etc/resolv.conf` unless the container mounts one itself.
+    /// `/etc/resolv.conf` and `/dev/shm` unless the container mounts its own there.
     pub fn join(&self, container: &mut ContainerSpec) {
         container.namespaces = Namespaces {
             cgroup: container.namespaces.cgroup.clone(),
             ..self.namespaces()
         };
         container.hostname = None;
-        let resolv = Path::new("/etc/resolv.conf");
-        if !container.mounts.iter().any(|m| m.destination == resolv) {
-            container.mounts.push(BindMount {
-                source: self.resolv_conf(),
-                destination: resolv.into(),
-                read_only: false,
-            });
+        let shm = if self.state.host_ipc {
+            PathBuf::from("/dev/shm")
+        } else {
+            self.dir.join(SHM)
+        };
+        for (source, destination) in [(self.resolv_conf(), "/etc/resolv.conf"), (shm, "/dev/shm")] {
+            if !container
+                .mounts
+                .iter()
+                .any(|m| m.destination == Path::new(destination))
+            {
+                container.mounts.push(BindMount {
+                    source,
+                    destination: destination.into(),
+                    read_only: false,
+                });
+            }
         }
     }
 
@@ -449,6 +509,15 @@ impl Sandbox {
             NamespaceKind::Network | NamespaceKind::Uts => !self.state.host_network,
             NamespaceKind::Ipc => !self.state.host_ipc,
         }
+    }
+
+    /// The network ADD ran with, as the state recorded it.
+    fn recorded_network(&self) -> Option<Network> {
+        Some(Network {
+            list: self.state.network.clone()?,
+            bin_dir: self.state.cni_bin_dir.clone(),
+            plugin_timeout: Duration::from_millis(self.state.plugin_timeout_ms),
+        })
     }
 
     fn network_namespace_file(&self) -> PathBuf {
@@ -498,6 +567,29 @@ fn process_start_time(pid: u32) -> Option<u64> {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `path` is a mount point (its device differs from its parent's).
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
+        (Ok(own), Some(Ok(parent))) => own.dev() != parent.dev(),
+        _ => false,
+    }
+}
+
+/// Unmounts everything stacked on `path` (lazily); nothing mounted or no path is fine.
+fn unmount_all(path: &Path) -> Result<(), nodelet_sys::mount::MountError> {
+    loop {
+        match nodelet_sys::mount::unmount(path, true) {
+            Ok(()) => continue,
+            Err(err) if nodelet_sys::mount::is_not_mounted(&err) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -574,15 +666,22 @@ mod tests {
         assert_eq!(spec.hostname, None);
         assert_eq!(
             spec.mounts,
-            [BindMount {
-                source: "/var/lib/nodelet/pods/u1/sandbox/resolv.conf".into(),
-                destination: "/etc/resolv.conf".into(),
-                read_only: false
-            }]
+            [
+                BindMount {
+                    source: "/var/lib/nodelet/pods/u1/sandbox/resolv.conf".into(),
+                    destination: "/etc/resolv.conf".into(),
+                    read_only: false
+                },
+                BindMount {
+                    source: "/var/lib/nodelet/pods/u1/sandbox/shm".into(),
+                    destination: "/dev/shm".into(),
+                    read_only: false
+                }
+            ]
         );
         crate::spec::generate(&spec).unwrap();
         sandbox(false, false).join(&mut spec);
-        assert_eq!(spec.mounts.len(), 1, "joining twice adds no second mount");
+        assert_eq!(spec.mounts.len(), 2, "joining twice adds no second mount");
     }
 
     #[test]
@@ -595,6 +694,7 @@ mod tests {
         let mut spec = container();
         sandbox(false, true).join(&mut spec);
         assert_eq!(spec.namespaces.ipc, NamespaceMode::Node);
+        assert_eq!(spec.mounts[1].source, Path::new("/dev/shm"), "the node's");
         assert!(matches!(spec.namespaces.network, NamespaceMode::Join(_)));
     }
 

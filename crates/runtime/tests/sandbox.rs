@@ -169,6 +169,7 @@ fn containers_share_their_sandbox_and_reach_another_pod() {
         );
         let script = "hostname; ip -4 -o addr show eth0; ip -o link show lo; \
              for k in net ipc uts; do readlink /proc/self/ns/$k; done; cat /etc/resolv.conf; \
+             echo shared > /dev/shm/from-sidecar; \
              for i in $(seq 100); do wget -q -O - http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 9";
         let (exit, out, err) = run_in(&harness, &handler, &a, "sidecar", script);
         assert_eq!(
@@ -204,6 +205,8 @@ fn containers_share_their_sandbox_and_reach_another_pod() {
             out.ends_with("served-by-a\n"),
             "{name}: localhost in the pod: {out}"
         );
+        let shm = std::fs::read_to_string(dir_a.join("shm/from-sidecar"));
+        assert_eq!(shm.unwrap(), "shared\n", "{name}: the pod's /dev/shm");
 
         let script = format!(
             "hostname; ip -4 -o addr show eth0; \
@@ -367,13 +370,15 @@ fn reopened_and_half_removed_sandboxes_are_torn_down() {
     // A restarted nodelet finds the sandbox, and creating it again changes nothing.
     let dir = tmp.path().join("sandbox");
     let made = net.create(&dir, &config("reopen", "pod-r"));
-    assert_eq!(mounts(), 3, "net, ipc and uts pinned");
+    assert_eq!(mounts(), 4, "net, ipc and uts pinned, shm");
+    assert!(made.is_intact());
+    made.check_network().unwrap();
     let opened = Sandbox::open(&dir).unwrap();
     assert_eq!(opened, made);
     assert_eq!(opened.hostname(), Some("pod-r"));
     let again = Sandbox::create(&dir, &config("reopen", "pod-r"), Some(&net.network)).unwrap();
     assert_eq!(again.ips(), made.ips());
-    assert_eq!(mounts(), 3);
+    assert_eq!(mounts(), 4);
 
     // A crash in the middle of a removal: DEL done, namespaces still pinned.
     let ip = made.ips()[0];
