@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{Harness, Launched, PATH_ENV, WAIT, launch, our_mounts};
-use nodelet_runtime::cni::{Attachment, Network, NetworkSettings};
+use nodelet_runtime::cni::{Attachment, Network, NetworkSettings, PortMapping};
 use nodelet_runtime::container::Exit;
 use nodelet_runtime::handlers::Handler;
 use nodelet_runtime::pause::PauseLauncher;
@@ -251,6 +251,77 @@ fn containers_share_their_sandbox_and_reach_another_pod() {
         assert_eq!(our_mounts(&harness), 0, "{name}: mounts left");
         assert!(handler.runtime().list().unwrap().is_empty(), "{name}");
     }
+}
+
+#[test]
+fn a_host_port_reaches_the_pod() {
+    let harness = Harness::new(&["tiny"]);
+    let net = TestNetwork::new(harness.tmp.path(), "nlt-port", "10.250.5.0/24");
+    let node_ip = node_ipv4();
+    for (n, handler) in harness.installed().into_iter().enumerate() {
+        let name = handler.name.clone();
+        let host_port = 31480 + u16::try_from(n).unwrap();
+        let dir = harness.tmp.path().join(format!("sandbox-port-{name}"));
+        let mut ported = config("port", "pod-port");
+        ported.port_mappings = vec![PortMapping {
+            host_port,
+            container_port: 8080,
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+        }];
+        let sandbox = net.create(&dir, &ported);
+        let server = launch_in(
+            &harness,
+            &handler,
+            &sandbox,
+            "ported",
+            "mkdir -p /tmp/www && echo through-the-host-port > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        );
+        let body = http_get(&format!("{node_ip}:{host_port}"));
+        assert_eq!(body.as_deref(), Some("through-the-host-port\n"), "{name}");
+        delete(server);
+        Sandbox::remove(&dir).unwrap();
+        let rules = iptables_nat();
+        assert!(
+            !rules.contains(&format!("--dport {host_port}")),
+            "{name}: {rules}"
+        );
+    }
+}
+
+/// The node's first global IPv4 address.
+fn node_ipv4() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "route", "get", "192.0.2.254"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    words
+        .find(|w| *w == "src")
+        .and_then(|_| words.next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no source address in {text:?}"))
+}
+
+/// The body of `GET /` at `address`, retried while the server starts.
+fn http_get(address: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    for _ in 0..100 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let request = format!("GET / HTTP/1.0\r\nHost: {address}\r\n\r\n");
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut response).is_ok()
+                && let Some((_, body)) = response.split_once("\r\n\r\n")
+            {
+                return Some(body.to_string());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
 }
 
 #[test]
