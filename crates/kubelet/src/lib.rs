@@ -19,6 +19,7 @@
 //! | [`service_env`] | docker-link variables of Services, `enableServiceLinks` (§5.6) |
 //! | [`command`] | `command`/`args` against `Entrypoint`/`Cmd`, working dir, user (§5.7) |
 //! | [`hostname`] | hostname, subdomain, FQDN and `/etc/hosts` (§5.1) |
+//! | [`dns`] | the pod's `/etc/resolv.conf` from `dnsPolicy` and `dnsConfig` (no cluster DNS yet) |
 //! | [`termination_message`] | `terminationMessagePath` and the log fallback (§5.8) |
 //! | [`runtime_class`] | class → handler; a missing one fails the pod, as the seed says (§6.3) |
 //! | [`hooks`] | hook failure texts, `httpGet` targets, grace-period accounting (§7) |
@@ -29,6 +30,7 @@
 
 pub mod backoff;
 pub mod command;
+pub mod dns;
 pub mod downward;
 pub mod env;
 pub mod events;

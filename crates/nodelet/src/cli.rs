@@ -63,6 +63,9 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// PID 1 of a pod's shared PID namespace, started by nodelet itself: sleeps and reaps.
+    #[command(hide = true)]
+    Pause,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
         Command::Agent => not_built("agent", 6),
         Command::Shim { args } => Ok(ExitCode::from(nodelet_runtime::shim::main(args))),
+        Command::Pause => Ok(ExitCode::from(nodelet_runtime::pause::main())),
     }
 }
 

@@ -83,6 +83,11 @@ impl Running {
         })
     }
 
+    /// The command's standard input, when it was spawned with `Stdio::piped()` there (once).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
     /// The finished command, or `None` if it is still running after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<Option<Finished>> {
         if !self.pidfd.wait_exited(Some(timeout))? {

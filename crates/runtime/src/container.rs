@@ -268,7 +268,7 @@ impl Container {
     fn wait_exited(&self, init: &PidFd, timeout: Option<Duration>) -> Result<bool, ContainerError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            nodelet_sys::process::reap_container_orphans();
+            nodelet_sys::process::reap_container_orphans_except(&[init.pid()]);
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let slice = left.map_or(REAP_INTERVAL, |l| l.min(REAP_INTERVAL));
             if init

@@ -19,15 +19,22 @@
 //!    for pods, [`shim::ShimHandle::spawn`] has a per-container shim process create and start
 //!    it, copy its output into a CRI log file ([`logs`]) and record its exit, surviving
 //!    nodelet restarts ([`shim::ShimHandle::attach`]).
+//!
+//! A pod's containers share a [`sandbox::Sandbox`]: its network, IPC and UTS namespaces
+//! pinned in its directory, its CNI attachment ([`cni`]: the pod's IPs) and its
+//! `/etc/resolv.conf`; [`sandbox::Sandbox::join`] puts a container spec into it.
 
 pub mod bundle;
+pub mod cni;
 pub mod command;
 pub mod container;
 pub mod handlers;
 pub mod logs;
 pub mod oci;
 pub mod oci_runtime;
+pub mod pause;
 pub mod rootfs;
+pub mod sandbox;
 pub mod shim;
 pub mod signal;
 pub mod spec;

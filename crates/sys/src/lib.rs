@@ -10,4 +10,5 @@ pub mod confined;
 pub mod daemon;
 pub mod fs;
 pub mod mount;
+pub mod namespace;
 pub mod process;

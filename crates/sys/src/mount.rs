@@ -259,6 +259,26 @@ fn mount_overlay_legacy(overlay: Overlay<'_>, target: &Path) -> Result<(), Mount
     .map_err(|errno| MountError::syscall("mounting overlay on", target, errno))
 }
 
+/// Mounts a tmpfs at `target` (an existing directory), `nosuid,nodev,noexec`, with tmpfs
+/// options `data` (e.g. `mode=1777,size=65536k`): a pod's shared `/dev/shm`.
+pub fn mount_tmpfs(target: &Path, data: &str) -> Result<(), MountError> {
+    let data = CString::new(data).map_err(|_| {
+        MountError::syscall(
+            "mounting tmpfs (options with a NUL byte) on",
+            target,
+            Errno::INVAL,
+        )
+    })?;
+    rustix::mount::mount(
+        "shm",
+        target,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        data.as_c_str(),
+    )
+    .map_err(|errno| MountError::syscall("mounting tmpfs on", target, errno))
+}
+
 /// Unmounts `target`; see [`Mounter::unmount`].
 pub fn unmount(target: &Path, detach: bool) -> Result<(), MountError> {
     let mut flags = UnmountFlags::NOFOLLOW;

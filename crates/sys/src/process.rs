@@ -47,6 +47,11 @@ impl PidFd {
         Ok(PidFd { fd, pid })
     }
 
+    /// A handle from a descriptor the kernel gave for `pid` (`CLONE_PIDFD`).
+    pub(crate) fn from_owned(fd: OwnedFd, pid: u32) -> PidFd {
+        PidFd { fd, pid }
+    }
+
     /// The process id (in our pid namespace).
     pub fn pid(&self) -> u32 {
         self.pid
@@ -124,6 +129,12 @@ pub fn is_child_subreaper() -> io::Result<bool> {
 /// in our namespace) and containers' inits (whose status their owner collects) are left
 /// alone. Returns how many were reaped.
 pub fn reap_container_orphans() -> usize {
+    reap_container_orphans_except(&[])
+}
+
+/// [`reap_container_orphans`], leaving `keep` alone too: in a pod's shared pid namespace a
+/// container's first process is not the namespace's init, and its owner collects it.
+pub fn reap_container_orphans_except(keep: &[u32]) -> usize {
     let Some(own_depth) = read_status(Path::new("/proc/self/status")).map(|s| s.ns_pids.len())
     else {
         return 0;
@@ -137,7 +148,7 @@ pub fn reap_container_orphans() -> usize {
         let orphan_in_container = status.zombie
             && status.ns_pids.len() > own_depth
             && status.ns_pids.last().is_some_and(|inner| *inner != 1);
-        if !orphan_in_container {
+        if !orphan_in_container || keep.contains(&pid) {
             continue;
         }
         let Some(id) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
