@@ -246,7 +246,7 @@ impl Sandbox {
                 what: "creating shm".into(),
                 source,
             })?;
-            nodelet_sys::mount::mount_tmpfs(&shm, SHM_OPTIONS).map_err(|e| SandboxError::Io {
+            nodelet_sys::mount::mount_shm(&shm, SHM_OPTIONS).map_err(|e| SandboxError::Io {
                 dir: self.dir.clone(),
                 what: "mounting shm".into(),
                 source: std::io::Error::other(e),

@@ -126,21 +126,19 @@ impl Mounter for HostMounter {
 /// Mounts a new tmpfs at `target` (an existing directory) with `options` as its data (e.g.
 /// `size=1048576`; empty for the kernel's defaults: half of RAM, root mode 1777).
 pub fn mount_tmpfs(target: &Path, options: &str) -> Result<(), MountError> {
-    let data = CString::new(options).map_err(|_| {
+    tmpfs("tmpfs", target, MountFlags::empty(), options)
+}
+
+fn tmpfs(source: &str, target: &Path, flags: MountFlags, data: &str) -> Result<(), MountError> {
+    let data = CString::new(data).map_err(|_| {
         MountError::syscall(
             "mounting tmpfs (options with a NUL byte) on",
             target,
             Errno::INVAL,
         )
     })?;
-    rustix::mount::mount(
-        "tmpfs",
-        target,
-        "tmpfs",
-        MountFlags::empty(),
-        data.as_c_str(),
-    )
-    .map_err(|errno| MountError::syscall("mounting tmpfs on", target, errno))
+    rustix::mount::mount(source, target, "tmpfs", flags, data.as_c_str())
+        .map_err(|errno| MountError::syscall("mounting tmpfs on", target, errno))
 }
 
 /// Mounts an overlay at `target` (see the module documentation for how many layers fit).
@@ -261,22 +259,13 @@ fn mount_overlay_legacy(overlay: Overlay<'_>, target: &Path) -> Result<(), Mount
 
 /// Mounts a tmpfs at `target` (an existing directory), `nosuid,nodev,noexec`, with tmpfs
 /// options `data` (e.g. `mode=1777,size=65536k`): a pod's shared `/dev/shm`.
-pub fn mount_tmpfs(target: &Path, data: &str) -> Result<(), MountError> {
-    let data = CString::new(data).map_err(|_| {
-        MountError::syscall(
-            "mounting tmpfs (options with a NUL byte) on",
-            target,
-            Errno::INVAL,
-        )
-    })?;
-    rustix::mount::mount(
+pub fn mount_shm(target: &Path, data: &str) -> Result<(), MountError> {
+    tmpfs(
         "shm",
         target,
-        "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-        data.as_c_str(),
+        data,
     )
-    .map_err(|errno| MountError::syscall("mounting tmpfs on", target, errno))
 }
 
 /// Unmounts `target`; see [`Mounter::unmount`].
