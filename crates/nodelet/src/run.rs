@@ -64,6 +64,9 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         platform: Platform::host(),
         runtime: runtime.handle().clone(),
         shim: ShimLauncher::this_binary().context("finding the nodelet binary for the shims")?,
+        network: pod_network(root_dir),
+        pause: nodelet_runtime::pause::PauseLauncher::this_binary().ok(),
+        node_resolv_conf: node_resolv_conf(),
     };
     let node = NodeContext {
         node_name,
@@ -189,6 +192,27 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
         .and_then(|mut f| f.read_exact(&mut out))
         .context("reading /dev/urandom")?;
     Ok(out)
+}
+
+/// The node's pod network: nodelet's CNI configuration under the root dir (written with the
+/// defaults when there is none). Without it only host-network pods can run; say why.
+pub(crate) fn pod_network(root_dir: &Path) -> Option<Arc<nodelet_runtime::cni::Network>> {
+    let settings = nodelet_runtime::cni::NetworkSettings::under_root(
+        &std::path::absolute(root_dir).unwrap_or_else(|_| root_dir.to_owned()),
+    );
+    match nodelet_runtime::cni::Network::load_or_write_default(&settings) {
+        Ok(network) => Some(Arc::new(network)),
+        Err(err) => {
+            eprintln!("nodelet: no pod network, only hostNetwork pods can run: {err}");
+            None
+        }
+    }
+}
+
+/// The node's `/etc/resolv.conf`, which pods with host DNS get (as the kubelet's
+/// `--resolv-conf` default).
+pub(crate) fn node_resolv_conf() -> Option<String> {
+    std::fs::read_to_string("/etc/resolv.conf").ok()
 }
 
 /// The node's primary IPv4 address (the source address of its default route), or

@@ -40,5 +40,8 @@ pub async fn api_source(
         handlers: config.runtime_handlers()?,
         root_dir: root_dir.to_owned(),
         shim: nodelet_runtime::shim::ShimLauncher::this_binary()?,
+        network: crate::run::pod_network(root_dir),
+        pause: nodelet_runtime::pause::PauseLauncher::this_binary().ok(),
+        node_resolv_conf: crate::run::node_resolv_conf(),
     })
 }

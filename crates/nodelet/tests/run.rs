@@ -922,3 +922,67 @@ stringData: {{password: s3cret}}
     );
     node.assert_clean();
 }
+
+#[test]
+fn a_pod_has_its_own_network_hostname_and_ip() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let body = format!(
+        r#"  restartPolicy: Never
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c"]
+    args:
+    - |
+      echo "hostname=$(hostname)"
+      echo "env-ip=$POD_IP"
+      busybox ip -4 -o addr show eth0 | sed 's/^/eth0=/'
+      busybox ip -o link show lo | grep -q 'UP' && echo lo=up
+      grep -q '^nameserver' /etc/resolv.conf && echo resolv=ok
+    env:
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+"#,
+        image(&bed, "tiny")
+    );
+    let done = node.run(&pod("netpod", &body));
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("[main] hostname=netpod\n"),
+        "{}",
+        done.all()
+    );
+    let env_ip = done
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("[main] env-ip="))
+        .unwrap_or_else(|| panic!("{}", done.all()));
+    assert!(env_ip.starts_with("10.244."), "{}", done.all());
+    let eth0 = done
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("[main] eth0="))
+        .unwrap_or_else(|| panic!("no eth0: {}", done.all()));
+    assert!(eth0.contains(&format!("inet {env_ip}/")), "{}", done.all());
+    for line in ["[main] lo=up", "[main] resolv=ok"] {
+        assert!(done.stdout.contains(line), "{line}: {}", done.all());
+    }
+    node.assert_clean();
+
+    // hostNetwork: the node's hostname and interfaces, no pod network.
+    let node_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = body.replace(
+        "  restartPolicy: Never\n",
+        "  restartPolicy: Never\n  hostNetwork: true\n",
+    );
+    let done = node.run(&pod("hostnet", &host));
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(
+        done.stdout
+            .contains(&format!("[main] hostname={}\n", node_hostname.trim())),
+        "{}",
+        done.all()
+    );
+    assert!(!done.stdout.contains("env-ip=10.244."), "{}", done.all());
+    node.assert_clean();
+}

@@ -36,6 +36,7 @@ mod container_io;
 mod images;
 mod lifecycle;
 mod on_disk;
+mod sandbox_events;
 mod status_snapshot;
 
 use std::collections::BTreeMap;
@@ -56,9 +57,10 @@ use nodelet_runtime::bundle::Bundle;
 use nodelet_runtime::container::{Container as RuntimeContainer, Exit};
 use nodelet_runtime::handlers::{Handler, HandlerTable};
 use nodelet_runtime::logs::{self, ContainerLogs};
+use nodelet_runtime::sandbox::{Sandbox, SandboxConfig};
 use nodelet_runtime::shim::{ShimConfig, ShimExit, ShimHandle, ShimLauncher};
 use nodelet_runtime::signal::Signal;
-use nodelet_runtime::spec::{self, BindMount, ContainerSpec, NamespaceMode};
+use nodelet_runtime::spec::{self, BindMount, ContainerSpec};
 
 use container_io::FollowFrom;
 pub use container_io::Stream;
@@ -112,6 +114,13 @@ pub struct NodeServices {
     /// How to start a container's shim: the `nodelet` binary (`ShimLauncher::this_binary()`
     /// in nodelet; tests that run a worker in-process point it at the built binary).
     pub shim: ShimLauncher,
+    /// The pod network (CNI) sandboxes attach to; `None` when the node has none, and then
+    /// only `hostNetwork` pods can run.
+    pub network: Option<Arc<nodelet_runtime::cni::Network>>,
+    /// What runs as PID 1 of a pod with `shareProcessNamespace` (`nodelet pause`).
+    pub pause: Option<nodelet_runtime::pause::PauseLauncher>,
+    /// The node's `/etc/resolv.conf` contents, for pods with host DNS (`None`: none).
+    pub node_resolv_conf: Option<String>,
 }
 
 /// Where events, container output and log messages go (the terminal under `nodelet run`).
@@ -262,6 +271,8 @@ pub struct PodWorker {
     options: WorkerOptions,
     slots: Vec<Slot>,
     handler: Option<Handler>,
+    /// The pod's sandbox (shared namespaces, network, resolv.conf) once made.
+    sandbox: Option<Sandbox>,
     keyring: Option<Keyring>,
     pull_back_off: PullBackOff,
     crash_back_off: CrashLoopBackOff,
@@ -318,6 +329,7 @@ impl PodWorker {
             options,
             slots,
             handler: None,
+            sandbox: None,
             keyring: None,
             pull_back_off: PullBackOff::new(),
             crash_back_off: CrashLoopBackOff::new(),
@@ -480,6 +492,18 @@ impl PodWorker {
                     self.failure = Some(message);
                     return SyncResult::Done;
                 }
+            }
+        }
+        if self.sandbox.is_none() {
+            if let Err(message) = self.create_sandbox() {
+                if self.options.give_up_on_start_failure {
+                    self.failure = Some(message);
+                    return SyncResult::Done;
+                }
+                self.reporter.log(&message);
+                return SyncResult::WaitUntil(Some(
+                    Instant::now() + CrashLoopBackOff::INITIAL_DELAY,
+                ));
             }
         }
         let policy = RestartPolicy::of(&self.pod);
@@ -749,8 +773,84 @@ impl PodWorker {
         self.emit(Some(&path), event);
     }
 
+    /// The sandbox's IPs; the node's for a host-network pod (or before the sandbox exists).
     fn pod_ips(&self) -> Vec<String> {
-        vec![self.node.host_ip.clone()]
+        match &self.sandbox {
+            Some(sandbox) if !sandbox.ips().is_empty() => {
+                sandbox.ips().iter().map(|ip| ip.to_string()).collect()
+            }
+            _ => vec![self.node.host_ip.clone()],
+        }
+    }
+
+    fn sandbox_dir(&self) -> PathBuf {
+        self.pod_dir().join("sandbox")
+    }
+
+    /// Makes (or finds again, after a restart) the pod's sandbox: its namespaces, network
+    /// and `resolv.conf`. A failure is upstream's `FailedCreatePodSandBox` Warning.
+    fn create_sandbox(&mut self) -> Result<(), String> {
+        let failed = |worker: &PodWorker, error: String| {
+            let message = format!("Failed to create pod sandbox: {error}");
+            worker.emit(
+                None,
+                Event::warning(sandbox_events::FAILED_CREATE_POD_SANDBOX, message.clone()),
+            );
+            message
+        };
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let meta = &self.pod.metadata;
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
+        let uid = meta.uid.clone().unwrap_or_default();
+        let hostname = hostname::sandbox_hostname(&self.pod, &self.node.cluster_domain)
+            .map_err(|e| failed(self, e.to_string()))?;
+        let dns = crate::dns::pod_dns(
+            &spec,
+            &format!("{namespace}/{name}"),
+            self.services.node_resolv_conf.as_deref(),
+        )
+        .map_err(|e| failed(self, e.to_string()))?;
+        for warning in &dns.warnings {
+            self.emit(
+                None,
+                Event::warning(warning.reason, warning.message.clone()),
+            );
+        }
+        let config = SandboxConfig {
+            id: uid.clone(),
+            hostname: hostname.unwrap_or_default(),
+            host_network: spec.host_network.unwrap_or(false),
+            host_ipc: spec.host_ipc.unwrap_or(false),
+            host_pid: spec.host_pid.unwrap_or(false),
+            share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+            pause: self.services.pause.clone(),
+            resolv_conf: dns.settings.to_resolv_conf(),
+            port_mappings: sandbox_events::host_ports(&spec),
+            cni_args: vec![
+                ("IgnoreUnknown".into(), "1".into()),
+                ("K8S_POD_NAMESPACE".into(), namespace),
+                ("K8S_POD_NAME".into(), name),
+                ("K8S_POD_INFRA_CONTAINER_ID".into(), uid.clone()),
+                ("K8S_POD_UID".into(), uid),
+            ],
+        };
+        let sandbox = Sandbox::create(
+            &self.sandbox_dir(),
+            &config,
+            self.services.network.as_deref(),
+        )
+        .map_err(|e| failed(self, e.to_string()))?;
+        self.reporter.log(&format!(
+            "pod sandbox ready: IPs {:?}",
+            sandbox
+                .ips()
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+        ));
+        self.sandbox = Some(sandbox);
+        Ok(())
     }
 
     /// Everything from image to PostStart for container `i`.
@@ -875,7 +975,10 @@ impl PodWorker {
                 cspec.mounts.push(mount);
                 file
             });
-        cspec.namespaces.network = NamespaceMode::Node;
+        match &self.sandbox {
+            Some(sandbox) => sandbox.join(&mut cspec),
+            None => return Err(undo_bundle("the pod has no sandbox".into())),
+        }
         if let Some(signal) = record
             .config
             .stop_signal
@@ -1112,6 +1215,12 @@ impl PodWorker {
                 meta.uid.as_deref().unwrap_or("no-uid"),
             )
         };
+        if let Err(e) = Sandbox::remove(&self.sandbox_dir()) {
+            // Its network namespace and mounts are still there: keep the directory.
+            self.reporter.log(&format!("removing the pod sandbox: {e}"));
+            return;
+        }
+        self.sandbox = None;
         if let Err(e) = crate::volumes::tear_down_pod_volumes(&self.pod_dir()) {
             // Removing the directory would fail on (and could descend into) its mounts.
             self.reporter.log(&format!("tearing down volumes: {e}"));

@@ -81,14 +81,15 @@ impl PodWorker {
                 .unwrap_or_default(),
         };
         let ip = self.node.host_ip.clone();
+        let pod_ips = self.pod_ips();
         PodStatus {
             phase: Some(phase.as_str().to_owned()),
             message: self.failure.clone(),
             conditions: Some(status::merge_conditions(&old, generated, now)),
             host_ip: Some(ip.clone()),
             host_ips: Some(vec![HostIP { ip: ip.clone() }]),
-            pod_ip: Some(ip.clone()),
-            pod_ips: Some(vec![PodIP { ip }]),
+            pod_ip: pod_ips.first().cloned(),
+            pod_ips: Some(pod_ips.into_iter().map(|ip| PodIP { ip }).collect()),
             start_time: Some(Time(start_time)),
             qos_class: Some(nodelet_api::defaults::qos_class(&spec).to_owned()),
             init_container_statuses: has_init.then_some(init_statuses),

@@ -58,6 +58,10 @@ pub struct ApiSource {
     pub root_dir: PathBuf,
     /// This binary, run as each container's shim.
     pub shim: ShimLauncher,
+    /// The pod network, the pause launcher and the node's resolv.conf (see `NodeServices`).
+    pub network: Option<Arc<nodelet_runtime::cni::Network>>,
+    pub pause: Option<nodelet_runtime::pause::PauseLauncher>,
+    pub node_resolv_conf: Option<String>,
 }
 
 impl std::fmt::Debug for ApiSource {
@@ -217,6 +221,9 @@ impl ApiSource {
             platform: Platform::host(),
             runtime: tokio::runtime::Handle::current(),
             shim: self.shim.clone(),
+            network: self.network.clone(),
+            pause: self.pause.clone(),
+            node_resolv_conf: self.node_resolv_conf.clone(),
         };
         let worker = PodWorker::new(
             pod.clone(),
