@@ -1,0 +1,24 @@
+/// `per_kubectl! { #[attrs] name; ... }`: one `#[test]` per kubectl client (modules
+/// `kubectl_default` for `/usr/bin/kubectl`, `kubectl_1_33`, `kubectl_1_20`), each calling
+/// `super::name(bin)`; a client that is not installed is skipped with a note.
+#[macro_export]
+macro_rules! per_kubectl {
+    ($($(#[$attr:meta])* $name:ident;)*) => {
+        $crate::per_kubectl!(@client kubectl_default, $crate::serve_support::KUBECTL_DEFAULT; $($(#[$attr])* $name;)*);
+        $crate::per_kubectl!(@client kubectl_1_33, $crate::serve_support::KUBECTL_1_33; $($(#[$attr])* $name;)*);
+        $crate::per_kubectl!(@client kubectl_1_20, $crate::serve_support::KUBECTL_1_20; $($(#[$attr])* $name;)*);
+    };
+    (@client $module:ident, $bin:expr; $($(#[$attr:meta])* $name:ident;)*) => {
+        mod $module {
+            $(
+                #[test]
+                $(#[$attr])*
+                fn $name() {
+                    if $crate::serve_support::installed($bin) {
+                        super::$name($bin);
+                    }
+                }
+            )*
+        }
+    };
+}
