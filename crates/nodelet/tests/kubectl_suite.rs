@@ -120,10 +120,37 @@ fn kubectl_suite(bin: &str) {
         "InternalIP: {ips:?}"
     );
 
-    // create -f, then wait for Ready.
+    // get -w from before the pod exists follows it; create -f, then wait for Ready.
+    // A watch prints nothing for an empty list: a pod that never schedules shows when it is
+    // listening; unscheduled, it is deleted at once.
+    let marker = server.write(
+        "marker.yaml",
+        &pod("marker", &image, "").replace("spec:\n", "spec:\n  nodeSelector:\n    none: none\n"),
+    );
+    k.ok(&["create", "-f", &marker]);
+    let mut watcher = k
+        .command(&["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = lines_of(&mut watcher);
+    until_line(&watched, 20, |l| l.starts_with("marker "));
+    assert_eq!(
+        k.ok(&["delete", "pod", "marker"]),
+        "pod \"marker\" deleted\n"
+    );
     let web = server.write("web.yaml", &pod("web", &image, ""));
     assert_eq!(k.ok(&["create", "-f", &web]), "pod/web created\n");
     wait_ready(&k, "web");
+    let seen = until_line(&watched, 20, |l| {
+        l.starts_with("web ") && l.contains("1/1") && l.contains("Running")
+    });
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("web ") && l.contains("0/1") && l.contains("Pending")),
+        "{seen:#?}"
+    );
 
     // get: the table, -o wide, yaml, json, jsonpath.
     let out = k.ok(&["get", "pods"]);
@@ -194,6 +221,18 @@ fn kubectl_suite(bin: &str) {
     let changed = server.write("web.yaml", &pod("web", &image, "    tier: frontend\n"));
     assert_eq!(k.ok(&["apply", "-f", &changed]), "pod/web configured\n");
     assert_eq!(k.ok(&["apply", "-f", &changed]), "pod/web unchanged\n");
+    // A change a running pod cannot take is refused with the API's reason.
+    let forbidden = server.write(
+        "forbidden.yaml",
+        &pod("web", &image, "    tier: frontend\n").replace("sleep 0.5", "sleep 1"),
+    );
+    let err = k.fails(&["apply", "-f", &forbidden]);
+    assert!(
+        err.contains(
+            "The Pod \"web\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"
+        ),
+        "{err}"
+    );
     assert_eq!(
         k.ok(&["get", "pods", "-l", "tier=frontend", "-o", "name"]),
         "pod/web\n"
@@ -238,17 +277,7 @@ fn kubectl_suite(bin: &str) {
         );
     }
 
-    // get -w sees the deletion; delete --grace-period stops the container.
-    let mut watcher = k
-        .command(&["get", "pods", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let watched = lines_of(&mut watcher);
-    until_line(&watched, 20, |l| {
-        l.starts_with("web ") && l.contains("Running")
-    });
+    // delete --grace-period: the watch sees it terminate.
     assert_eq!(
         k.ok(&["delete", "pod", "web", "--grace-period=1"]),
         "pod \"web\" deleted\n"

@@ -516,9 +516,41 @@ mod needs_status {
         super::node_credentials_walkthrough(bin, super::Then::Status);
     }
 
+    /// The pod of a class whose handler is missing is Failed; its container never ran, so
+    /// it must not look as if it were still being created.
+    fn a_failed_sandbox_leaves_no_container_waiting(bin: &str) {
+        let bed = super::Bed::shared().unwrap();
+        let server = super::Server::start(Some(&bed));
+        let k = server.client(bin);
+        k.ok_with_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: sandboxed\nhandler: runsc\n",
+        );
+        let image = super::BedInfo::reference(&bed.plain, "tiny");
+        k.ok_with_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sandboxed-pod\nspec:\n  runtimeClassName: sandboxed\n  containers:\n  - name: main\n    image: {image}\n"
+            ),
+        );
+        super::phase(&k, 60, "sandboxed-pod", "default", "Failed");
+        let row = k.ok(&["get", "pod", "sandboxed-pod", "--no-headers"]);
+        assert!(!row.contains("ContainerCreating"), "{row}");
+        let state = k.ok(&[
+            "get",
+            "pod",
+            "sandboxed-pod",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state}",
+        ]);
+        assert!(state.contains("terminated"), "{state}");
+    }
+
     crate::per_kubectl! {
         #[ignore = "needs container status details (lands with H6)"]
         a_restarting_pod_is_running_in_crash_loop_back_off;
+        #[ignore = "needs container status details (lands with H6)"]
+        a_failed_sandbox_leaves_no_container_waiting;
     }
 }
 
