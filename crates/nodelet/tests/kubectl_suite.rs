@@ -349,6 +349,50 @@ fn kubectl_suite(bin: &str) {
     let entry = &config["auths"][&bed.basic.host];
     assert_eq!(entry["username"], "jane", "{config}");
     assert_eq!(entry["email"], "jane@example.com", "{config}");
+    // An existing docker config imported as a secret; a malformed one is refused.
+    let docker_config = server.write(
+        "docker/config.json",
+        &format!(r#"{{"auths":{{"{}":{{"auth":"dTpw"}}}}}}"#, bed.basic.host),
+    );
+    let from_file = format!("--from-file=.dockerconfigjson={docker_config}");
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "imported",
+            &from_file,
+            "--type=kubernetes.io/dockerconfigjson",
+        ]),
+        "secret/imported created\n"
+    );
+    let broken = server.write("docker/broken.json", "{\"auths\": {\n");
+    let err = k.fails(&[
+        "create",
+        "secret",
+        "generic",
+        "broken",
+        &format!("--from-file=.dockerconfigjson={broken}"),
+        "--type=kubernetes.io/dockerconfigjson",
+    ]);
+    assert!(
+        err.contains(
+            "Secret \"broken\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input"
+        ),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "create",
+        "secret",
+        "generic",
+        "broken",
+        "--from-literal=password=x",
+        "--type=kubernetes.io/dockerconfigjson",
+    ]);
+    assert!(
+        err.contains("Secret \"broken\" is invalid: data[.dockerconfigjson]: Required value"),
+        "{err}"
+    );
     k.wait_for(10, &["get", "serviceaccount", "-o", "name"], |out| {
         out.contains("serviceaccount/default")
     });

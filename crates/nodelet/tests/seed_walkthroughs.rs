@@ -362,6 +362,137 @@ spec:
     );
 }
 
+/// The seed's RuntimeClass scheduling and Pod overhead: the class's nodeSelector and
+/// tolerations are merged into the pod at admission (a conflict is refused), the scheduler
+/// places the pod only where they fit, and the overhead counts with the pod's requests.
+fn runtime_class_scheduling_and_overhead(bin: &str) {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let k = server.client(bin);
+    let node = serve_support::hostname();
+    server.wait_for_node();
+    let classes = "apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: kata-fc
+handler: myconfiguration
+overhead:
+  podFixed:
+    memory: \"120Mi\"
+    cpu: \"250m\"
+scheduling:
+  nodeSelector:
+    kubernetes.io/os: linux
+---
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: gpu-only
+handler: runc
+scheduling:
+  nodeSelector:
+    accelerator: gpu
+  tolerations:
+  - key: gpu
+    operator: Exists
+    effect: NoSchedule
+";
+    assert_eq!(
+        k.ok_with_stdin(&["apply", "-f", "-"], classes),
+        "runtimeclass.node.k8s.io/kata-fc created\nruntimeclass.node.k8s.io/gpu-only created\n"
+    );
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let pod = |name: &str, extra_spec: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+{extra_spec}  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: {image}
+    resources:
+      limits:
+        cpu: 500m
+        memory: 100Mi
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]
+"
+        )
+    };
+    k.ok_with_stdin(
+        &["apply", "-f", "-"],
+        &pod("with-overhead", "  runtimeClassName: kata-fc\n"),
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "with-overhead",
+            "-o",
+            "jsonpath={.spec.overhead} {.spec.nodeSelector}"
+        ]),
+        r#"{"cpu":"250m","memory":"120Mi"} {"kubernetes.io/os":"linux"}"#
+    );
+    phase(&k, 60, "with-overhead", "default", "Running");
+    // The node's view: the pod's requests (defaulted from its limits) plus the overhead.
+    let describe = k.ok(&["describe", "node", &node]);
+    let row: Vec<&str> = describe
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("with-overhead"))
+        .unwrap_or_else(|| panic!("{describe}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        (row[0], row[2], row[4], row[6], row[8]),
+        ("default", "750m", "750m", "220Mi", "220Mi"),
+        "{describe}"
+    );
+
+    let ran = k.run_with_stdin(
+        &["apply", "-f", "-"],
+        &pod(
+            "conflict",
+            "  runtimeClassName: kata-fc\n  nodeSelector:\n    kubernetes.io/os: windows\n",
+        ),
+    );
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(
+        ran.stderr.contains(
+            "pods \"conflict\" is forbidden: conflict: runtimeClass.scheduling.nodeSelector[kubernetes.io/os] = linux; pod.spec.nodeSelector[kubernetes.io/os] = windows"
+        ),
+        "{ran:?}"
+    );
+
+    k.ok_with_stdin(
+        &["apply", "-f", "-"],
+        &pod("needs-gpu", "  runtimeClassName: gpu-only\n"),
+    );
+    let tolerations = k.ok(&[
+        "get",
+        "pod",
+        "needs-gpu",
+        "-o",
+        "jsonpath={.spec.tolerations[*].key}",
+    ]);
+    assert!(tolerations.split(' ').any(|t| t == "gpu"), "{tolerations}");
+    let describe = k.wait_for(30, &["describe", "pod", "needs-gpu"], |out| {
+        out.contains("FailedScheduling")
+    });
+    assert!(
+        describe.contains(
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        ),
+        "{describe}"
+    );
+    assert_eq!(
+        k.ok(&["get", "pod", "needs-gpu", "-o", "jsonpath={.status.phase}"]),
+        "Pending"
+    );
+    delete_all_pods(&k, "default");
+}
+
 /// Collects the paths of HTTP requests to a loopback port (the hooks' `httpGet` target:
 /// containers share the node's network here).
 fn hook_listener() -> (u16, mpsc::Receiver<String>) {
@@ -495,6 +626,7 @@ per_kubectl! {
     a_pull_secret_in_namespace_awesomeapps;
     service_account_pull_secrets;
     runtime_classes;
+    runtime_class_scheduling_and_overhead;
     post_start_and_pre_stop_hooks;
 }
 
