@@ -366,7 +366,7 @@ fn kubectl_suite(bin: &str) {
         ]),
         "secret/imported created\n"
     );
-    let broken = server.write("docker/broken.json", "{\"auths\": {\n");
+    let broken = server.write("docker/broken.json", "{\"auths\": {bad}}\n");
     let err = k.fails(&[
         "create",
         "secret",
@@ -377,7 +377,7 @@ fn kubectl_suite(bin: &str) {
     ]);
     assert!(
         err.contains(
-            "Secret \"broken\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": unexpected end of JSON input"
+            "Secret \"broken\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": invalid character 'b' looking for beginning of object key string"
         ),
         "{err}"
     );
