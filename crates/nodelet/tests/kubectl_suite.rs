@@ -109,6 +109,16 @@ fn kubectl_suite(bin: &str) {
         ]),
         format!("{node} ")
     );
+    // This node has no ExternalIP: the seed's address list is empty.
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "nodes",
+            "-o",
+            r#"jsonpath={range .items[*].status.addresses[?(@.type=="ExternalIP")]}{.address} {end}"#,
+        ]),
+        ""
+    );
     let ips = k.ok(&[
         "get",
         "nodes",

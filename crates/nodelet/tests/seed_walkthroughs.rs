@@ -130,6 +130,51 @@ fn node_credentials_let_a_private_image_run(bin: &str) {
     node_credentials_walkthrough(bin, Then::Nothing);
 }
 
+/// The seed's search list for node credentials, each place on its own (the ones under `/`
+/// are the host's and left alone): `{--root-dir}/config.json`, `{cwd}/config.json`,
+/// `${HOME}/.docker/config.json`, `{--root-dir}/.dockercfg`, `{cwd}/.dockercfg` (the harness
+/// runs the server with its directory as both cwd and `$HOME`).
+#[test]
+fn node_credentials_are_found_in_each_searched_place() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let k = server.client(serve_support::KUBECTL);
+    let config_json = docker_config(&bed.basic, &bed.puller);
+    // `.dockercfg` is the bare registry map.
+    let dockercfg = {
+        let v: serde_json::Value = serde_json::from_str(&config_json).unwrap();
+        v["auths"].to_string()
+    };
+    let image = BedInfo::reference(&bed.basic, "private");
+    let places = [
+        (server.root_dir().join("config.json"), &config_json),
+        (server.dir().join("config.json"), &config_json),
+        (server.dir().join(".docker/config.json"), &config_json),
+        (server.root_dir().join(".dockercfg"), &dockercfg),
+        (server.dir().join(".dockercfg"), &dockercfg),
+    ];
+    for (i, (path, text)) in places.iter().enumerate() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        let name = format!("private-image-test-{}", i + 1);
+        let pod = private_image_test(&image)
+            .replace("private-image-test-1", &name)
+            .replace("spec:\n", "spec:\n  restartPolicy: Never\n");
+        k.ok_with_stdin(&["apply", "-f", "-"], &pod);
+        phase(&k, 60, &name, "default", "Succeeded");
+        std::fs::remove_file(path).unwrap();
+    }
+    // And with none of them, the same pod cannot pull.
+    let pod = private_image_test(&image)
+        .replace("private-image-test-1", "private-image-test-none")
+        .replace("spec:\n", "spec:\n  restartPolicy: Never\n");
+    k.ok_with_stdin(&["apply", "-f", "-"], &pod);
+    k.wait_for(60, &["describe", "pods/private-image-test-none"], |out| {
+        out.contains("Failed to pull image")
+    });
+    delete_all_pods(&k, "default");
+}
+
 /// Without credentials the pull fails, and the seed's
 /// `kubectl describe pods/private-image-test-1 | grep 'Failed'` finds why.
 fn a_failed_pull_is_found_with_describe_and_grep(bin: &str) {
