@@ -2,7 +2,7 @@
 //! test bed): create, apply twice, get in every output format and with `-w`, describe with
 //! events, wait for Ready, delete with a grace period and by force, the node list through
 //! jsonpath, pull secrets, ServiceAccounts and RuntimeClasses; each step asserts what the user
-//! sees, once per kubectl client (1.32 via `/usr/bin/kubectl`, 1.33, 1.20). `kubectl.rs`
+//! sees, once per kubectl client (1.32, 1.33, 1.20). `kubectl.rs`
 //! covers the same commands on pods that never run. Logs and exec are grouped at the end.
 
 mod serve_support;

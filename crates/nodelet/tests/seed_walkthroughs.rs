@@ -2,7 +2,7 @@
 //! lifecycle hooks) run as a user runs them against `nodelet serve`, with the seed's commands
 //! and object names; only the image references point at the test bed's registries (B: basic
 //! auth, C: bearer tokens) instead of `$PRIVATE_IMAGE_NAME` and `janedoe/awesomeapp:v1`.
-//! Each walkthrough runs once per kubectl client (1.32 via `/usr/bin/kubectl`, 1.33, 1.20).
+//! Each walkthrough runs once per kubectl client (1.32, 1.33, 1.20).
 
 mod serve_support;
 

@@ -13,7 +13,8 @@ use nodelet_testbed::BedInfo;
 
 /// The client tests use unless they run once per client.
 pub const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
-/// `/usr/bin/kubectl`: the SDK's dispatcher (1.32) that runs the client matching the server.
+/// `/usr/bin/kubectl`: the SDK's dispatcher (1.32) that runs the client matching the server
+/// (against nodelet, 1.33).
 pub const KUBECTL_DEFAULT: &str = "/usr/bin/kubectl";
 pub const KUBECTL_1_32: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
 pub const KUBECTL_1_33: &str = KUBECTL;
