@@ -60,8 +60,7 @@ fn grep<'a>(text: &'a str, word: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.contains(word)).collect()
 }
 
-/// Deletes what a walkthrough left running, quickly (the containers ignore nothing, but the
-/// default grace period is 30 s).
+/// Deletes what a walkthrough left running, with a short grace period (the default is 30 s).
 fn delete_all_pods(k: &Kubectl, ns: &str) {
     k.ok(&["delete", "pods", "--all", "-n", ns, "--grace-period=1"]);
 }

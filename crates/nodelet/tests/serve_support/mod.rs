@@ -200,11 +200,6 @@ impl std::fmt::Debug for Ran {
 }
 
 impl Kubectl<'_> {
-    /// Debian's 1.20, whose output differs in places.
-    pub fn is_1_20(&self) -> bool {
-        self.bin == KUBECTL_1_20
-    }
-
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.bin);
         cmd.arg("--kubeconfig")
