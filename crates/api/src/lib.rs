@@ -22,6 +22,7 @@
 //! | [`selectors`] | label and field selectors |
 //! | [`patch`] | JSON merge patch, JSON patch, strategic merge patch |
 //! | [`decode`] | server-side field validation: unknown fields of a request body |
+//! | [`go_json`] | Go's `encoding/json` syntax errors, for messages that quote them |
 
 pub use k8s_openapi as k8s;
 
@@ -29,6 +30,7 @@ pub mod admission;
 pub mod decode;
 pub mod defaults;
 pub mod field_errors;
+pub mod go_json;
 pub mod names;
 pub mod patch;
 pub mod quantity;

@@ -325,15 +325,7 @@ impl Scheduler {
                 message: message.to_owned(),
             },
         );
-        self.record(
-            state,
-            pod,
-            "Warning",
-            "FailedScheduling",
-            "Scheduling",
-            message,
-        )
-        .await;
+        // The condition first: whoever sees the event (kubectl describe) sees the condition.
         if changed {
             let (ns, name) = key;
             let patch = json!({"status": {"conditions": [{
@@ -359,6 +351,15 @@ impl Scheduler {
                 eprintln!("nodelet scheduler: updating the status of {ns}/{name}: {err}");
             }
         }
+        self.record(
+            state,
+            pod,
+            "Warning",
+            "FailedScheduling",
+            "Scheduling",
+            message,
+        )
+        .await;
     }
 
     /// Posts an event about `pod`, or counts a repeat on the one posted before.

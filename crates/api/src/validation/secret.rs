@@ -12,37 +12,15 @@ use crate::names;
 pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
 
 /// The error Go's `json.Unmarshal(b, &map[string]interface{}{})` reports, if any: syntax
-/// errors first, then a non-object top level (`null` is accepted, as in Go). Syntax errors
-/// name the offending character like Go's but always say "looking for beginning of value"
-/// (Go's scanner words some cases differently, e.g. "in literal null").
+/// errors first (Go's words, [`crate::go_json`]), then a non-object top level (`null` is
+/// accepted, as in Go).
 pub fn go_json_object_error(data: &[u8]) -> Option<String> {
-    match serde_json::from_slice::<serde_json::Value>(data) {
-        Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => None,
-        Ok(v) => {
-            let kind = match v {
-                serde_json::Value::Array(_) => "array",
-                serde_json::Value::String(_) => "string",
-                serde_json::Value::Number(_) => "number",
-                _ => "bool",
-            };
-            Some(format!(
-                "json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
-            ))
-        }
-        Err(e) if e.is_eof() => Some("unexpected end of JSON input".to_owned()),
-        Err(e) => {
-            // the offending character: serde reports line/column (1-based)
-            let text = String::from_utf8_lossy(data);
-            let line = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
-            let c = line
-                .chars()
-                .nth(e.column().saturating_sub(1))
-                .unwrap_or(' ');
-            Some(format!(
-                "invalid character '{c}' looking for beginning of value"
-            ))
-        }
+    if let Some(syntax) = crate::go_json::syntax_error(data) {
+        return Some(syntax);
     }
+    crate::go_json::non_object_kind(data).map(|kind| {
+        format!("json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
+    })
 }
 
 /// Create: metadata, data keys and size, type-specific required keys.

@@ -135,6 +135,10 @@ fn observe_slot(slot: &Slot, pod_has_init: bool, finished: bool) -> ContainerObs
         )
     } else if let Some(t) = terminated(slot.started_at) {
         (State::Terminated(t), None)
+    } else if finished {
+        // A pod that ended (e.g. its RuntimeClass could not be run) with a container that
+        // never ran: upstream reports every waiting container of a terminal pod terminated.
+        (State::Terminated(Terminated::status_unknown(false)), None)
     } else {
         let reason = match &slot.waiting {
             Some(w) => w.reason.clone(),
@@ -301,6 +305,18 @@ mod tests {
             (137, "OOMKilled", "out of memory")
         );
         assert_eq!(t.started_at, Some(at(5)));
+    }
+
+    #[test]
+    fn a_container_that_never_ran_in_an_ended_pod_is_terminated_unknown() {
+        let o = observe_slot(&slot(ContainerList::Regular), false, true);
+        let State::Terminated(t) = &o.state else {
+            panic!("{:?}", o.state)
+        };
+        assert_eq!(
+            (t.exit_code, t.reason.as_str()),
+            (137, "ContainerStatusUnknown")
+        );
     }
 
     #[test]

@@ -1,24 +1,55 @@
 //! A running `nodelet serve` for kubectl tests: free port, its own data, root and kubectl cache
-//! directories, stopped when dropped.
+//! directories, stopped when dropped; and the real kubectl clients to drive it with.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nodelet_testbed::BedInfo;
 
+/// The client tests use unless they run once per client.
 pub const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
+/// `/usr/bin/kubectl`: the SDK's dispatcher (1.32) that runs the client matching the server
+/// (against nodelet, 1.33).
+pub const KUBECTL_DEFAULT: &str = "/usr/bin/kubectl";
+pub const KUBECTL_1_32: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
+pub const KUBECTL_1_33: &str = KUBECTL;
+/// Debian's kubernetes-client, unpacked by `scripts/install-deps`.
+pub const KUBECTL_1_20: &str = "/usr/local/lib/nodelet-test/kubectl-1.20/usr/bin/kubectl";
+
+/// Whether `bin` exists; prints a skip note when it does not.
+pub fn installed(bin: &str) -> bool {
+    let there = Path::new(bin).exists();
+    if !there {
+        eprintln!("skipped: {bin} is not installed");
+    }
+    there
+}
+
+/// The node's name as `nodelet serve` registers it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_lowercase()
+}
 
 /// A running `nodelet serve` with its own root directory, stopped when dropped.
 pub struct Server {
     child: Child,
     dir: tempfile::TempDir,
+    port: u16,
 }
 
 impl Server {
-    /// Starts `nodelet serve`; with a bed, its config trusts the bed's plain registry.
+    /// Starts `nodelet serve` with the handlers `runc` (the default), `crun` and the seed's
+    /// `myconfiguration` (crun with its own state directory); with a bed, its config trusts the bed's registries (A as
+    /// insecure, B and C through the bed's CA). Node credential files are looked up in the
+    /// root dir, the server's directory (cwd) and `$HOME`, all inside the test's directory.
     pub fn start(bed: Option<&BedInfo>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("nodelet-serve-")
@@ -63,14 +94,27 @@ impl Server {
         let config = dir.path().join("config.toml");
         let state = dir.path().join("runtimes");
         let registries = bed.map_or(String::new(), |bed| {
-            format!("[registries.\"{}\"]\ninsecure = true\n", bed.plain.host)
+            let ca = bed.ca_cert.display();
+            format!(
+                "[registries.\"{a}\"]\ninsecure = true\n\
+                 [registries.\"{b}\"]\nca_file = \"{ca}\"\n\
+                 [registries.\"{c}\"]\nca_file = \"{ca}\"\n",
+                a = bed.plain.host,
+                b = bed.basic.host,
+                c = bed.token.host
+            )
         });
         std::fs::write(
             &config,
             format!(
-                "default_runtime = \"runc\"\nlog_dir = \"{}\"\n[runtimes.runc]\nroot = \"{}/runc\"\n{registries}",
-                dir.path().join("logs").display(),
-                state.display()
+                "default_runtime = \"runc\"\n\
+                 log_dir = \"{logs}\"\n\
+                 [runtimes.runc]\nroot = \"{s}/runc\"\n\
+                 [runtimes.crun]\nroot = \"{s}/crun\"\n\
+                 [runtimes.myconfiguration]\nruntime_path = \"crun\"\nroot = \"{s}/myconfiguration\"\n\
+                 {registries}",
+                logs = dir.path().join("logs").display(),
+                s = state.display()
             ),
         )
         .unwrap();
@@ -92,38 +136,45 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start nodelet serve");
+        let want = format!(
+            "export KUBECONFIG={}",
+            dir.path().join("server/kubeconfig").display()
+        );
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
         loop {
             match lines.next() {
-                Some(Ok(line)) if line.starts_with("export KUBECONFIG=") => break,
-                Some(Ok(_)) => {}
-                _ => panic!("nodelet serve ended before printing the kubeconfig"),
+                Some(Ok(line)) if line == want => break,
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!("nodelet serve ended before printing {want:?}: {seen:?}"),
             }
         }
+        // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, dir }
+        Server { child, dir, port }
+    }
+
+    /// The test's directory (the server's cwd and `$HOME`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("server/kubeconfig")
     }
 
+    /// kubectl `bin` against this server.
+    pub fn client<'a>(&'a self, bin: &'a str) -> Kubectl<'a> {
+        Kubectl { server: self, bin }
+    }
+
+    /// Runs the default client ([`KUBECTL`]) and expects success.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new(KUBECTL)
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.client(KUBECTL).ok(args)
     }
 
     /// `binary` (a kubectl) with this server's kubeconfig and cache, not yet run.
@@ -173,24 +224,26 @@ impl Server {
 
     pub fn write(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     }
 
-    /// Polls `check` on kubectl's output of `args` for up to `secs`; returns the last output.
+    /// Polls `check` on the default client's output of `args` for up to `secs`.
     pub fn wait_for(&self, secs: u64, args: &[&str], check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = self.kubectl(args);
-            if check(&out) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kubectl {args:?} never matched:\n{out}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        self.client(KUBECTL).wait_for(secs, args, check)
+    }
+
+    /// Waits until the node has registered itself.
+    pub fn wait_for_node(&self) {
+        let node = hostname();
+        self.wait_for(
+            10,
+            &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
+            |out| out == node,
+        );
     }
 }
 
@@ -200,3 +253,109 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// One kubectl client against one server.
+pub struct Kubectl<'a> {
+    server: &'a Server,
+    pub bin: &'a str,
+}
+
+/// What one kubectl run printed.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Kubectl<'_> {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.bin);
+        cmd.arg("--kubeconfig")
+            .arg(self.server.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.server.dir.path().join("cache"))
+            .args(args)
+            .current_dir(self.server.dir.path())
+            .env("HOME", self.server.dir.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_with_stdin(args, "")
+    }
+
+    /// Runs with `stdin` as standard input (`kubectl apply -f - <<EOF`).
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Ran {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().expect("kubectl output");
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let ran = self.run(args);
+        assert_eq!(ran.code, Some(0), "{} {args:?}: {ran:?}", self.bin);
+        ran.stdout
+    }
+
+    /// Runs with standard input and expects success; returns stdout.
+    pub fn ok_with_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let ran = self.run_with_stdin(args, stdin);
+        assert_eq!(ran.code, Some(0), "{} {args:?}: {ran:?}", self.bin);
+        ran.stdout
+    }
+
+    /// Runs and expects failure (exit 1); returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let ran = self.run(args);
+        assert_eq!(
+            ran.code,
+            Some(1),
+            "{} {args:?} should fail: {ran:?}",
+            self.bin
+        );
+        ran.stderr
+    }
+
+    /// Polls `check` on the output of `args` for up to `secs`; returns the last output.
+    pub fn wait_for(&self, secs: u64, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = self.ok(args);
+            if check(&out) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} {args:?} never matched:\n{out}",
+                self.bin
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+mod per_kubectl;
