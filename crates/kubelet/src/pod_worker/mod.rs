@@ -36,6 +36,7 @@ mod container_io;
 mod images;
 mod lifecycle;
 mod on_disk;
+mod probing;
 mod status_snapshot;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,8 @@ use crate::env::{self, StaticSources};
 use crate::events::{self, ContainerList, Event, KillReason};
 use crate::hooks::{self, StopPlan};
 use crate::hostname;
+use crate::probes::exec::RuntimeExec;
+use crate::probes::prober::{ProbeEvent, ProbeTarget, Prober, Report};
 use crate::runtime_class;
 use crate::sources::file::PodObjects;
 use crate::status::Phase;
@@ -164,6 +167,8 @@ impl StopHandle {
 enum Msg {
     Stop,
     Exited,
+    /// A probe of a running container reported (see [`PodWorker::on_probe`]).
+    Probe(ProbeEvent),
 }
 
 /// What a sync decided.
@@ -224,6 +229,8 @@ struct Running {
     log_path: PathBuf,
     /// The host file bind-mounted at `terminationMessagePath`, if any.
     termination_message_file: Option<PathBuf>,
+    /// Its probes, once it has started (after PostStart); stopped with it.
+    prober: Option<Prober>,
 }
 
 /// What the worker keeps of a container it watches, besides the container itself.
@@ -376,23 +383,29 @@ impl PodWorker {
                 Err(RecvTimeoutError::Disconnected) => None,
             },
         };
-        if let Some(Msg::Stop) = msg {
-            self.stopping = true;
+        if let Some(msg) = msg {
+            self.take_in(msg);
         }
     }
 
     /// Takes in pending messages and collects the containers that have ended.
     fn observe(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Stop = msg {
-                self.stopping = true;
-            }
+            self.take_in(msg);
         }
         for i in 0..self.slots.len() {
             let ended = self.slots[i].running.as_ref().and_then(|r| r.exit.get());
             if let Some(exit) = ended {
                 self.collect(i, exit);
             }
+        }
+    }
+
+    fn take_in(&mut self, msg: Msg) {
+        match msg {
+            Msg::Stop => self.stopping = true,
+            Msg::Exited => {}
+            Msg::Probe(event) => self.on_probe(event),
         }
     }
 
@@ -686,6 +699,7 @@ impl PodWorker {
                 "container {} is running (adopted from its shim, restart count {})",
                 dir.name, dir.attempt
             ));
+            self.start_probes(i, probing::instant_of(started_at));
         } else {
             let running = self.slots[i].running.as_ref().expect("just watched");
             let exit = running.exit.wait(KILL_WAIT).unwrap_or(Exit::Unknown);
@@ -720,6 +734,7 @@ impl PodWorker {
             started_at: info.started_at,
             log_path: info.log_path,
             termination_message_file: info.termination_message_file,
+            prober: None,
         }
     }
 
@@ -924,6 +939,7 @@ impl PodWorker {
                 ));
             }
         };
+        let running_since = Instant::now();
         emit(events::created(&spec.name, events::served_minor()));
         emit(events::started(&spec.name, events::served_minor()));
         let container_id = format!("{}://{}", handler.name, container.id());
@@ -944,6 +960,7 @@ impl PodWorker {
             },
         ));
         self.post_start(i);
+        self.start_probes(i, running_since);
         Ok(())
     }
 
@@ -1067,6 +1084,11 @@ impl PodWorker {
             None,
             spec_grace,
         );
+        for running in self.slots.iter().filter_map(|s| s.running.as_ref()) {
+            if let Some(prober) = &running.prober {
+                prober.pod_terminating();
+            }
+        }
         let pod_ips = self.pod_ips();
         let pod = &self.pod;
         let reporter = &self.reporter;
@@ -1077,7 +1099,15 @@ impl PodWorker {
                 };
                 let pod_ips = &pod_ips;
                 scope.spawn(move || {
-                    stop_with_pre_stop(pod, slot, running, grace, pod_ips, &**reporter);
+                    let why = KillReason::Stop;
+                    stop_with_pre_stop(
+                        pod,
+                        slot,
+                        running,
+                        (why, Some(grace)),
+                        pod_ips,
+                        &**reporter,
+                    );
                 });
             }
         });
@@ -1228,24 +1258,25 @@ fn stop_running(running: &Running, timeout_seconds: i64) {
     running.exit.wait(KILL_WAIT);
 }
 
-/// `killContainer`: `Killing`, PreStop within the grace period, then the stop.
+/// `killContainer`: `Killing`, PreStop within the grace period, then the stop. `kill`: why,
+/// and the grace period when it is not the container's own for that reason.
 fn stop_with_pre_stop(
     pod: &Pod,
     slot: &Slot,
     running: &Running,
-    grace: i64,
+    kill: (KillReason, Option<i64>),
     pod_ips: &[String],
     reporter: &dyn PodReporter,
 ) {
+    let (why, grace_override) = kill;
     let path = events::field_path(slot.list, &slot.spec.name);
     if running.exit.get().is_some() {
         return;
     }
-    reporter.event(
-        Some(&path),
-        &events::killing(&slot.spec.name, KillReason::Stop, false),
-    );
-    let plan = StopPlan::new(pod, &slot.spec, KillReason::Stop, Some(grace));
+    let restart = RestartPolicy::of(pod) != RestartPolicy::Never;
+    reporter.event(Some(&path), &events::killing(&slot.spec.name, why, restart));
+    let plan = StopPlan::new(pod, &slot.spec, why, grace_override);
+    let grace = plan.grace;
     let mut pre_stop_elapsed = None;
     let pre_stop = slot
         .spec
@@ -1295,8 +1326,13 @@ fn remove_container(running: Running, reporter: &dyn PodReporter) {
         bundle,
         waiter,
         mut output,
+        prober,
         ..
     } = running;
+    // Its threads hold the container (exec probes): it is deleted once they are gone.
+    if let Some(prober) = prober {
+        prober.stop();
+    }
     let _ = waiter.join();
     match Arc::try_unwrap(container) {
         Ok(container) => {

@@ -152,7 +152,7 @@ impl ApiSource {
                     } else if deleting {
                         // Never started here (or finished before): nothing to stop; a
                         // finished pod's logs go with it.
-                        remove_pod_logs(&self.node.log_dir, &pod);
+                        remove_pod_logs(&self.node.log_dir, pod);
                         tokio::spawn(delete_now(self.client.clone(), pod.clone()));
                         workers.insert(uid, Entry::finished());
                     } else if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -166,7 +166,7 @@ impl ApiSource {
                     entry.deleting = true;
                     if entry.done.load(Ordering::SeqCst) {
                         // Finished before: its worker kept the logs for `kubectl logs`.
-                        remove_pod_logs(&self.node.log_dir, &pod);
+                        remove_pod_logs(&self.node.log_dir, pod);
                     }
                     if let Some(stop) = &entry.stop {
                         stop.stop();
