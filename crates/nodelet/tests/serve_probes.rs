@@ -138,3 +138,55 @@ spec:
     }
     server.kubectl(&["delete", "pod", "sick"]);
 }
+
+#[test]
+fn a_restarted_nodelet_probes_the_containers_it_adopts() {
+    let bed = Bed::shared().unwrap();
+    let mut server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    // Ready while /tmp/ready exists; the container removes it later on its own, so only
+    // probes running after the restart can see the pod become unready.
+    let file = server.write(
+        "adopted.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: adopted
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "touch /tmp/ready; sleep 12; rm /tmp/ready; exec sleep 1000"]
+    readinessProbe:
+      exec:
+        command: ["test", "-f", "/tmp/ready"]
+      periodSeconds: 1
+"#
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    assert_eq!(
+        server.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/adopted",
+            "--timeout=60s"
+        ]),
+        "pod/adopted condition met\n"
+    );
+    server.kill();
+    let server = server.restart(Some(&bed));
+    let ready = &[
+        "get",
+        "pod",
+        "adopted",
+        "-o",
+        "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}",
+    ];
+    server.wait_for(60, ready, |out| out == "Running 0 false");
+    let describe = server.kubectl(&["describe", "pod", "adopted"]);
+    assert!(describe.contains("Readiness probe failed"), "{describe}");
+    server.kubectl(&["delete", "pod", "adopted"]);
+}
