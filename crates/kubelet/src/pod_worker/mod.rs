@@ -14,7 +14,10 @@
 //! `terminationMessagePath`, create and start through the container's shim (`Created`,
 //! `Started` once it runs), then PostStart, synchronously: the
 //! next container starts only after it; a failure emits `FailedPostStartHook`, kills the
-//! container and leaves the rest to the restart policy. Termination (a stop request) runs
+//! container and leaves the rest to the restart policy. Then its probes start
+//! ([`probing`]): they set the container's `ready` and `started`, and a failed liveness or
+//! startup probe kills it (PreStop, then the stop) for the restart policy to bring back.
+//! Termination (a stop request) runs
 //! PreStop then the stop signal within `terminationGracePeriodSeconds`, KILL at the deadline,
 //! with at least 2 s after a slow PreStop (§7.6).
 //!
