@@ -114,7 +114,7 @@ fn the_startup_probe_holds_liveness_until_it_succeeds() {
 }
 
 #[test]
-fn a_tcp_liveness_probe_kills_the_container_when_its_server_stops() {
+fn a_tcp_liveness_probe_runs_pre_stop_and_stops_the_container_when_its_server_stops() {
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
     let port = free_port();
@@ -126,7 +126,11 @@ fn a_tcp_liveness_probe_kills_the_container_when_its_server_stops() {
   containers:
   - name: main
     image: {}
-    command: ["sh", "-c", "nc -ll -p {port} -e true & sleep 4; kill $!; echo server stopped; exec sleep 1000"]
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; nc -ll -p {port} -e true & sleep 4; kill $!; echo server stopped; sleep 1000 & wait"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]
     livenessProbe:
       tcpSocket:
         port: {port}
@@ -138,8 +142,12 @@ fn a_tcp_liveness_probe_kills_the_container_when_its_server_stops() {
     );
     let done = node.run(&yaml);
     let all = done.all();
-    assert_ne!(done.code, Some(0), "{all}");
-    assert!(done.stdout.contains("[main] server stopped\n"), "{all}");
+    // The kill runs PreStop, then the stop signal, which the container's trap takes.
+    assert_eq!(done.code, Some(0), "{all}");
+    let stopped = done.stdout.find("[main] server stopped\n").expect(&all);
+    let pre_stop = done.stdout.find("[main] prestop ran\n").expect(&all);
+    let term = done.stdout.find("[main] got TERM\n").expect(&all);
+    assert!(stopped < pre_stop && pre_stop < term, "{all}");
     let refused = "Warning  Unhealthy  Liveness probe failed: dial tcp ";
     let unhealthy = done.stderr.find(refused).expect(&all);
     let killing = done
@@ -148,5 +156,47 @@ fn a_tcp_liveness_probe_kills_the_container_when_its_server_stops() {
         .expect(&all);
     assert!(unhealthy < killing, "{all}");
     assert!(done.stderr.contains("connect: connection refused"), "{all}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_startup_probe_that_never_succeeds_kills_the_container() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "never-starts",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sleep", "1000"]
+    startupProbe:
+      exec:
+        command: ["sh", "-c", "echo not yet; exit 1"]
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    assert_ne!(done.code, Some(0), "{all}");
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Startup probe failed: not yet\n")
+        .expect(&all);
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed startup probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    assert_eq!(
+        done.stderr.matches("Started container main").count(),
+        1,
+        "{all}"
+    );
     node.assert_clean();
 }
