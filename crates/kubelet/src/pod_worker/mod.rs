@@ -1102,12 +1102,11 @@ impl PodWorker {
                 };
                 let pod_ips = &pod_ips;
                 scope.spawn(move || {
-                    let why = KillReason::Stop;
                     stop_with_pre_stop(
                         pod,
                         slot,
                         running,
-                        (why, Some(grace)),
+                        (KillReason::Stop, Some(grace)),
                         pod_ips,
                         &**reporter,
                     );
