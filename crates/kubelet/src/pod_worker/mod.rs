@@ -14,7 +14,10 @@
 //! `terminationMessagePath`, create and start through the container's shim (`Created`,
 //! `Started` once it runs), then PostStart, synchronously: the
 //! next container starts only after it; a failure emits `FailedPostStartHook`, kills the
-//! container and leaves the rest to the restart policy. Termination (a stop request) runs
+//! container and leaves the rest to the restart policy. Then its probes start
+//! ([`probing`]): they set the container's `ready` and `started`, and a failed liveness or
+//! startup probe kills it (PreStop, then the stop) for the restart policy to bring back.
+//! Termination (a stop request) runs
 //! PreStop then the stop signal within `terminationGracePeriodSeconds`, KILL at the deadline,
 //! with at least 2 s after a slow PreStop (§7.6).
 //!
@@ -36,6 +39,7 @@ mod container_io;
 mod images;
 mod lifecycle;
 mod on_disk;
+mod probing;
 mod sandbox_events;
 mod status_snapshot;
 
@@ -71,6 +75,8 @@ use crate::env::{self, StaticSources};
 use crate::events::{self, ContainerList, Event, KillReason};
 use crate::hooks::{self, StopPlan};
 use crate::hostname;
+use crate::probes::exec::RuntimeExec;
+use crate::probes::prober::{ProbeEvent, ProbeTarget, Prober, Report};
 use crate::runtime_class;
 use crate::sources::file::PodObjects;
 use crate::status::Phase;
@@ -173,6 +179,8 @@ impl StopHandle {
 enum Msg {
     Stop,
     Exited,
+    /// A probe of a running container reported (see [`PodWorker::on_probe`]).
+    Probe(ProbeEvent),
 }
 
 /// What a sync decided.
@@ -233,6 +241,8 @@ struct Running {
     log_path: PathBuf,
     /// The host file bind-mounted at `terminationMessagePath`, if any.
     termination_message_file: Option<PathBuf>,
+    /// Its probes, once it has started (after PostStart); stopped with it.
+    prober: Option<Prober>,
 }
 
 /// What the worker keeps of a container it watches, besides the container itself.
@@ -388,23 +398,29 @@ impl PodWorker {
                 Err(RecvTimeoutError::Disconnected) => None,
             },
         };
-        if let Some(Msg::Stop) = msg {
-            self.stopping = true;
+        if let Some(msg) = msg {
+            self.take_in(msg);
         }
     }
 
     /// Takes in pending messages and collects the containers that have ended.
     fn observe(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Stop = msg {
-                self.stopping = true;
-            }
+            self.take_in(msg);
         }
         for i in 0..self.slots.len() {
             let ended = self.slots[i].running.as_ref().and_then(|r| r.exit.get());
             if let Some(exit) = ended {
                 self.collect(i, exit);
             }
+        }
+    }
+
+    fn take_in(&mut self, msg: Msg) {
+        match msg {
+            Msg::Stop => self.stopping = true,
+            Msg::Exited => {}
+            Msg::Probe(event) => self.on_probe(event),
         }
     }
 
@@ -710,6 +726,7 @@ impl PodWorker {
                 "container {} is running (adopted from its shim, restart count {})",
                 dir.name, dir.attempt
             ));
+            self.start_probes(i, probing::instant_of(started_at));
         } else {
             let running = self.slots[i].running.as_ref().expect("just watched");
             let exit = running.exit.wait(KILL_WAIT).unwrap_or(Exit::Unknown);
@@ -744,6 +761,7 @@ impl PodWorker {
             started_at: info.started_at,
             log_path: info.log_path,
             termination_message_file: info.termination_message_file,
+            prober: None,
         }
     }
 
@@ -1027,6 +1045,7 @@ impl PodWorker {
                 ));
             }
         };
+        let running_since = Instant::now();
         emit(events::created(&spec.name, events::served_minor()));
         emit(events::started(&spec.name, events::served_minor()));
         let container_id = format!("{}://{}", handler.name, container.id());
@@ -1047,6 +1066,7 @@ impl PodWorker {
             },
         ));
         self.post_start(i);
+        self.start_probes(i, running_since);
         Ok(())
     }
 
@@ -1170,6 +1190,11 @@ impl PodWorker {
             None,
             spec_grace,
         );
+        for running in self.slots.iter().filter_map(|s| s.running.as_ref()) {
+            if let Some(prober) = &running.prober {
+                prober.pod_terminating();
+            }
+        }
         let pod_ips = self.pod_ips();
         let pod = &self.pod;
         let reporter = &self.reporter;
@@ -1180,7 +1205,14 @@ impl PodWorker {
                 };
                 let pod_ips = &pod_ips;
                 scope.spawn(move || {
-                    stop_with_pre_stop(pod, slot, running, grace, pod_ips, &**reporter);
+                    stop_with_pre_stop(
+                        pod,
+                        slot,
+                        running,
+                        (KillReason::Stop, Some(grace)),
+                        pod_ips,
+                        &**reporter,
+                    );
                 });
             }
         });
@@ -1337,24 +1369,25 @@ fn stop_running(running: &Running, timeout_seconds: i64) {
     running.exit.wait(KILL_WAIT);
 }
 
-/// `killContainer`: `Killing`, PreStop within the grace period, then the stop.
+/// `killContainer`: `Killing`, PreStop within the grace period, then the stop. `kill`: why,
+/// and the grace period when it is not the container's own for that reason.
 fn stop_with_pre_stop(
     pod: &Pod,
     slot: &Slot,
     running: &Running,
-    grace: i64,
+    kill: (KillReason, Option<i64>),
     pod_ips: &[String],
     reporter: &dyn PodReporter,
 ) {
+    let (why, grace_override) = kill;
     let path = events::field_path(slot.list, &slot.spec.name);
     if running.exit.get().is_some() {
         return;
     }
-    reporter.event(
-        Some(&path),
-        &events::killing(&slot.spec.name, KillReason::Stop, false),
-    );
-    let plan = StopPlan::new(pod, &slot.spec, KillReason::Stop, Some(grace));
+    let restart = RestartPolicy::of(pod) != RestartPolicy::Never;
+    reporter.event(Some(&path), &events::killing(&slot.spec.name, why, restart));
+    let plan = StopPlan::new(pod, &slot.spec, why, grace_override);
+    let grace = plan.grace;
     let mut pre_stop_elapsed = None;
     let pre_stop = slot
         .spec
@@ -1404,8 +1437,13 @@ fn remove_container(running: Running, reporter: &dyn PodReporter) {
         bundle,
         waiter,
         mut output,
+        prober,
         ..
     } = running;
+    // Its threads hold the container (exec probes): it is deleted once they are gone.
+    if let Some(prober) = prober {
+        prober.stop();
+    }
     let _ = waiter.join();
     match Arc::try_unwrap(container) {
         Ok(container) => {

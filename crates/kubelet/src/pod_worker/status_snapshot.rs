@@ -154,11 +154,14 @@ fn observe_slot(slot: &Slot, pod_has_init: bool, finished: bool) -> ContainerObs
         )
     };
     let running = matches!(state, State::Running { .. });
+    // A running container's probes decide (no readiness or startup probe: ready, started).
+    let prober = slot.running.as_ref().and_then(|r| r.prober.as_ref());
+    let (probed_ready, probed_started) = prober.map_or((true, true), |p| (p.ready(), p.started()));
     let ready = match (slot.list, &state) {
         (ContainerList::Init, State::Terminated(t)) if !status::is_sidecar(&slot.spec) => {
             t.exit_code == 0
         }
-        _ => running,
+        _ => running && probed_ready,
     };
     ContainerObservation {
         name: slot.spec.name.clone(),
@@ -166,7 +169,7 @@ fn observe_slot(slot: &Slot, pod_has_init: bool, finished: bool) -> ContainerObs
         last_termination,
         restart_count: i32::try_from(slot.starts.saturating_sub(1)).unwrap_or(i32::MAX),
         ready,
-        started: (slot.starts > 0).then_some(running),
+        started: (slot.starts > 0).then_some(running && probed_started),
     }
 }
 
@@ -239,6 +242,9 @@ mod tests {
         s.starts = 3;
         s.started_at = Some(at(100));
         s.last_exit = Some(super::super::LastExit {
+            reason: String::new(),
+            message: String::new(),
+            started_at: None,
             code: 3,
             reason: String::new(),
             message: String::new(),
@@ -272,6 +278,9 @@ mod tests {
         s.starts = 1;
         s.started_at = Some(at(5));
         s.last_exit = Some(super::super::LastExit {
+            reason: String::new(),
+            message: String::new(),
+            started_at: None,
             code: 0,
             reason: "Completed".into(),
             message: String::new(),

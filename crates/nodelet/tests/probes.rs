@@ -1,0 +1,202 @@
+//! Container probes through `nodelet run`: the real binary and runc, probes run in and against
+//! the container (which shares the node's network namespace: no pod network yet).
+
+mod run_support;
+
+use std::net::TcpListener;
+
+use nodelet_testbed::Bed;
+use run_support::{LIMIT, Node, Running, image, pod};
+
+/// A port nobody listens on now (the container shares the node's network).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("0.0.0.0:0").expect("free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// Waits until the container has printed `line` `times` times.
+fn wait_for_count(running: &mut Running, line: &str, times: usize) {
+    while running.stdout().matches(line).count() < times {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            panic!("nodelet ended ({status}) before {line:?} x{times}");
+        }
+        assert!(running.started.elapsed() < LIMIT, "no {line:?} x{times}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_failing_exec_liveness_probe_kills_and_restarts_the_container() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "live",
+        &format!(
+            r#"  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "echo run; touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 1000"]
+    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 1
+      terminationGracePeriodSeconds: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let mut running = node.start(&yaml);
+    wait_for_count(&mut running, "[main] run\n", 2);
+    running.signal("INT");
+    let done = running.finish();
+    let all = done.all();
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory")
+        .expect(&all);
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe, will be restarted")
+        .expect(&all);
+    let restarted = done
+        .stderr
+        .match_indices("Normal  Started  Started container main")
+        .nth(1)
+        .expect(&all)
+        .0;
+    assert!(unhealthy < killing && killing < restarted, "{all}");
+    node.assert_clean();
+}
+
+#[test]
+fn the_startup_probe_holds_liveness_until_it_succeeds() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    // Liveness would kill the container at once before /tmp/started exists; it only runs
+    // once the startup probe has seen the file.
+    let yaml = pod(
+        "slow-start",
+        &format!(
+            r#"  restartPolicy: Never
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "sleep 3; touch /tmp/started; sleep 3; echo done"]
+    startupProbe:
+      exec:
+        command: ["test", "-f", "/tmp/started"]
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      exec:
+        command: ["test", "-f", "/tmp/started"]
+      periodSeconds: 1
+      failureThreshold: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    assert_eq!(done.code, Some(0), "{all}");
+    assert!(done.stdout.contains("[main] done\n"), "{all}");
+    assert!(
+        done.stderr
+            .contains("Warning  Unhealthy  Startup probe failed: "),
+        "{all}"
+    );
+    assert!(!done.stderr.contains("Liveness probe failed"), "{all}");
+    assert!(!done.stderr.contains("Killing"), "{all}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_tcp_liveness_probe_runs_pre_stop_and_stops_the_container_when_its_server_stops() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let port = free_port();
+    let yaml = pod(
+        "tcp-live",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; nc -ll -p {port} -e true & sleep 4; kill $!; echo server stopped; sleep 1000 & wait"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]
+    livenessProbe:
+      tcpSocket:
+        port: {port}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    // The kill runs PreStop, then the stop signal, which the container's trap takes.
+    assert_eq!(done.code, Some(0), "{all}");
+    let stopped = done.stdout.find("[main] server stopped\n").expect(&all);
+    let pre_stop = done.stdout.find("[main] prestop ran\n").expect(&all);
+    let term = done.stdout.find("[main] got TERM\n").expect(&all);
+    assert!(stopped < pre_stop && pre_stop < term, "{all}");
+    let refused = "Warning  Unhealthy  Liveness probe failed: dial tcp ";
+    let unhealthy = done.stderr.find(refused).expect(&all);
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    assert!(done.stderr.contains("connect: connection refused"), "{all}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_startup_probe_that_never_succeeds_kills_the_container() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "never-starts",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sleep", "1000"]
+    startupProbe:
+      exec:
+        command: ["sh", "-c", "echo not yet; exit 1"]
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    assert_ne!(done.code, Some(0), "{all}");
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Startup probe failed: not yet\n")
+        .expect(&all);
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed startup probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    assert_eq!(
+        done.stderr.matches("Started container main").count(),
+        1,
+        "{all}"
+    );
+    node.assert_clean();
+}
