@@ -1,6 +1,6 @@
 //! Pod networking through `nodelet serve` and the real kubectl: every pod gets its own IP on
 //! the node's bridge (reported in `status.podIP` and `kubectl get -o wide`), pods reach each
-//! other by IP, and a `hostPort` reaches a pod through the node.
+//! other by IP.
 
 mod serve_support;
 
@@ -24,6 +24,9 @@ spec:
   - name: httpd
     image: {image}
     command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      tcpSocket: {{port: 8080}}
+      periodSeconds: 1
 "#
         ),
     );
