@@ -1,7 +1,7 @@
 //! `nodelet serve`: the API server (with its store, PKI and admission), the node's own Node
-//! object and its Lease heart-beat, the scheduler (off with `NODELET_SCHEDULER=0`) and the
-//! kubelet (`serve_kubelet`), both talking to the API through `ApiServer::client` (the same
-//! router, no socket).
+//! object and its Lease heart-beat and the scheduler (off with `NODELET_SCHEDULER=0`), both
+//! through `ApiServer::client` (the same router, no socket), and the kubelet (`serve_kubelet`)
+//! on `kube::Client` over HTTPS with the admin kubeconfig.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ async fn serve(
         name: format!("system:node:{node_name}"),
         groups: vec!["system:nodes".into(), "system:authenticated".into()],
     });
-    let heartbeat = tokio::spawn(heartbeat(node_client.clone(), node_name.clone()));
+    let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone()));
     match node_config.runtime_handlers() {
         Ok(handlers) => {
             server.set_pod_streams(std::sync::Arc::new(crate::serve_streams::NodeStreams::new(
@@ -94,14 +94,20 @@ async fn serve(
         }
         Err(err) => eprintln!("nodelet: not serving pod logs and exec: {err:#}"),
     }
-    let kubelet =
-        match crate::serve_kubelet::Kubelet::new(node_client, &node_name, node_config, root_dir) {
-            Ok(k) => Some(tokio::spawn(crate::serve_kubelet::run(k))),
-            Err(err) => {
-                eprintln!("nodelet: not running pods: {err:#}");
-                None
-            }
-        };
+    let kubelet = match crate::serve_kubelet::api_source(
+        server.kubeconfig_path(),
+        &node_name,
+        node_config,
+        root_dir,
+    )
+    .await
+    {
+        Ok(source) => Some(tokio::spawn(source.run())),
+        Err(err) => {
+            eprintln!("nodelet: not running pods: {err:#}");
+            None
+        }
+    };
     let scheduler = nodelet_scheduler::Scheduler::new(
         server.client(User {
             name: "system:kube-scheduler".into(),

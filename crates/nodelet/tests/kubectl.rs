@@ -227,7 +227,11 @@ fn walkthrough(bin: &str) {
         .lines()
         .find(|l| l.starts_with("demo "))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(row.contains("0/1") && row.contains("Pending"), "{row}");
+    // Pending until the kubelet reports its container waiting (ContainerCreating).
+    assert!(
+        row.contains("0/1") && (row.contains("Pending") || row.contains("ContainerCreating")),
+        "{row}"
+    );
     let out = k.ok(&["get", "pods", "-o", "wide"]);
     assert!(
         out.lines().next().unwrap().contains("NOMINATED NODE"),

@@ -25,6 +25,7 @@
 mod container_io;
 mod images;
 mod lifecycle;
+mod status_snapshot;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -160,6 +161,14 @@ struct Slot {
     last_exit: Option<LastExit>,
     /// The back-off window a `BackOff` event was already emitted for.
     back_off_reported: Option<Timestamp>,
+    /// Why it is not running now (a start failure or CrashLoopBackOff); cleared on a start.
+    waiting: Option<StartFailure>,
+    /// When the current (or, once ended, the last) run started, and the run before it.
+    started_at: Option<Timestamp>,
+    previous_started_at: Option<Timestamp>,
+    /// The last run's image (repository digest) and container ID, for the status.
+    image_id: Option<String>,
+    container_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +219,7 @@ pub struct PodWorker {
     /// Set when the pod could not start (it ends Failed, exit 1).
     failure: Option<String>,
     stopping: bool,
+    status_snapshot: status_snapshot::StatusSnapshot,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
 }
@@ -241,6 +251,11 @@ impl PodWorker {
                     running: None,
                     last_exit: None,
                     back_off_reported: None,
+                    waiting: None,
+                    started_at: None,
+                    previous_started_at: None,
+                    image_id: None,
+                    container_id: None,
                 });
             }
         }
@@ -259,6 +274,7 @@ impl PodWorker {
             crash_back_off: CrashLoopBackOff::new(),
             failure: None,
             stopping: false,
+            status_snapshot: Default::default(),
             tx,
             rx,
         }
@@ -280,16 +296,21 @@ impl PodWorker {
         let _ = std::fs::create_dir_all(self.pod_dir());
         loop {
             self.observe();
+            self.report_status(false);
             if self.stopping {
                 self.terminate();
                 break;
             }
             match self.sync_pod() {
                 SyncResult::Done => break,
-                SyncResult::WaitUntil(deadline) => self.wait(deadline),
+                SyncResult::WaitUntil(deadline) => {
+                    self.report_status(false);
+                    self.wait(deadline);
+                }
             }
         }
         self.cleanup();
+        self.report_status(true);
         self.outcome()
     }
 
@@ -425,6 +446,10 @@ impl PodWorker {
             match self.crash_back_off.decide(&key, last.finished_at, now) {
                 RestartDecision::Restart => {}
                 RestartDecision::Wait { delay, remaining } => {
+                    self.slots[i].waiting = Some(StartFailure::new(
+                        backoff::CRASH_LOOP_BACK_OFF,
+                        backoff::crash_loop_message(delay, &self.slots[i].spec.name, &self.pod),
+                    ));
                     if self.slots[i].back_off_reported != Some(last.finished_at) {
                         self.slots[i].back_off_reported = Some(last.finished_at);
                         let name = self.slots[i].spec.name.clone();
@@ -437,8 +462,12 @@ impl PodWorker {
             }
         }
         match self.start_container(i) {
-            Ok(()) => Ok(None),
+            Ok(()) => {
+                self.report_status(false);
+                Ok(None)
+            }
             Err(failure) => {
+                self.slots[i].waiting = Some(failure.clone());
                 let name = &self.slots[i].spec.name;
                 let message = format!(
                     "container {name} could not start: {}: {}",
@@ -521,6 +550,7 @@ impl PodWorker {
             &emit,
         )
         .map_err(|f| StartFailure::new(f.reason, f.message))?;
+        self.slots[i].image_id = Some(status_snapshot::image_id(&record));
 
         let config_error = |message: String| {
             emit(events::failed(&message));
@@ -634,7 +664,11 @@ impl PodWorker {
         let container = Arc::new(container);
         let exit = Arc::new(ExitSlot::default());
         let waiter = spawn_waiter(&container, &exit, self.tx.clone());
-        self.slots[i].starts += 1;
+        let slot = &mut self.slots[i];
+        slot.starts += 1;
+        slot.waiting = None;
+        slot.previous_started_at = slot.started_at.replace(Timestamp::now());
+        slot.container_id = Some(format!("{}://{}", handler.name, container.id()));
         self.slots[i].running = Some(Running {
             container,
             bundle,

@@ -1,4 +1,5 @@
-//! Where pods come from: `nodelet run`'s file ([`file`]); the manifest directory and the API
-//! server come later.
+//! Where pods come from: `nodelet run`'s file ([`file`]) and the API server ([`api`]); the
+//! manifest directory comes later.
 
+pub mod api;
 pub mod file;

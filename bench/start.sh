@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bench/start.sh [RESULTS_DIR]
+#
+# Container start with the image already local: a pod whose `tiny` image runs /bin/true, from
+# command to exit, side by side in one run: `nodelet run -f pod.yaml` (shim, CRI log, events,
+# clean-up), `ctr run --rm` (containerd + containerd-shim-runc-v2) and `podman run --rm`
+# (conmon), all on runc. Also the RSS of one shim per running container: nodelet's shim,
+# containerd-shim-runc-v2 and conmon. Needs root; installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${1:-}
+RUNS=${RUNS:-30}
+
+source bench/lib.sh
+bench_install
+start_bed
+start_containerd
+
+IMAGE=$REG/tiny:v1
+$NODELET images pull "$IMAGE" >/dev/null
+$CTR images pull --plain-http "$IMAGE" >/dev/null
+$P pull -q --tls-verify=false "$IMAGE" >/dev/null
+
+cat >"$T/true.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: bench-true}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: $IMAGE, imagePullPolicy: IfNotPresent, command: [/bin/true]}
+YAML
+cat >"$T/sleep.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: bench-sleep}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: main, image: $IMAGE, imagePullPolicy: IfNotPresent, command: [/bin/sleep, "300"]}
+YAML
+
+summary_header
+bench nodelet-run-true "$RUNS" "true" "$NODELET run -f $T/true.yaml"
+bench ctr-run-true "$RUNS" "true" "$CTR run --rm --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
+bench podman-run-true "$RUNS" "true" "$P run --rm --network none $PU --runtime runc $IMAGE /bin/true"
+
+# One running container each; RSS of its monitor process.
+$NODELET run -f "$T/sleep.yaml" >"$T/nodelet-sleep.log" 2>&1 & NODELET_RUN=$!
+$CTR run -d --runtime io.containerd.runc.v2 "$IMAGE" bench-sleep /bin/sleep 300 >/dev/null
+CID=$($P run -d --network none $PU --runtime runc "$IMAGE" /bin/sleep 300)
+sleep 2
+shim=$(pgrep -f "nodelet shim" | head -1 || true)
+cshim=$(pgrep -f containerd-shim-runc-v2 | head -1 || true)
+conmon=$($P inspect --format '{{.State.ConmonPid}}' "$CID")
+printf 'process\tVmRSS_kB\n' >"$OUT/shim-rss.tsv"
+printf 'nodelet-shim\t%s\ncontainerd-shim-runc-v2\t%s\nconmon\t%s\n' \
+  "$(rss_kb "$shim")" "$(rss_kb "$cshim")" "$(rss_kb "$conmon")" | tee -a "$OUT/shim-rss.tsv"
+kill -INT "$NODELET_RUN"; wait "$NODELET_RUN" || true
+$CTR tasks kill -s KILL bench-sleep >/dev/null 2>&1 || true; sleep 0.5
+$CTR containers rm bench-sleep >/dev/null 2>&1 || true
+$P rm -f -t 0 "$CID" >/dev/null
+versions
