@@ -11,3 +11,4 @@ pub mod daemon;
 pub mod fs;
 pub mod mount;
 pub mod process;
+pub mod watch;
