@@ -1,6 +1,7 @@
 //! The `nodelet` binary: command line, configuration and process wiring. The only crate that
 //! uses `anyhow`; every library crate returns typed errors.
 
+mod agent;
 mod cli;
 mod config;
 mod images;
@@ -8,6 +9,7 @@ mod run;
 mod serve;
 mod serve_kubelet;
 mod serve_streams;
+mod terminal;
 
 use std::process::ExitCode;
 

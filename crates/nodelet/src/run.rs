@@ -4,7 +4,6 @@
 //! when it succeeded, the failing container's exit code otherwise, 1 when it could not start.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,14 +12,13 @@ use anyhow::Context;
 use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
 use nodelet_image::keyring::{NodeCredentialFiles, NodeCredentials};
 use nodelet_image::oci::Platform;
-use nodelet_kubelet::events::Event;
 use nodelet_kubelet::pod_worker::{
-    DEFAULT_CLUSTER_DOMAIN, NodeContext, NodeServices, PodReporter, PodWorker, Stream,
-    WorkerOptions,
+    DEFAULT_CLUSTER_DOMAIN, NodeContext, NodeServices, PodReporter, PodWorker, WorkerOptions,
 };
 use nodelet_kubelet::sources::file::{FileSourceOptions, ManifestError, read_manifest};
 
 use crate::config::Config;
+use crate::terminal::TerminalReporter;
 
 pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<ExitCode> {
     let text =
@@ -63,15 +61,8 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         platform: Platform::host(),
         runtime: runtime.handle().clone(),
     };
-    let node = NodeContext {
-        node_name,
-        host_ip: host_ip(),
-        allocatable: allocatable(),
-        // Bind-mount sources must be absolute.
-        pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
-        cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
-    };
-    let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);
+    let node = node_context(node_name, root_dir)?;
+    let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter::single());
     let worker = PodWorker::new(
         manifest.pod,
         manifest.objects,
@@ -113,34 +104,16 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
     Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
 }
 
-/// Events as `Type  Reason  Message` on stderr; container output as `[name] line` on stdout
-/// (the container's stderr on stderr).
-#[derive(Debug)]
-struct TerminalReporter;
-
-impl PodReporter for TerminalReporter {
-    fn event(&self, _field_path: Option<&str>, event: &Event) {
-        eprintln!(
-            "{}  {}  {}",
-            event.kind.as_str(),
-            event.reason,
-            event.message
-        );
-    }
-
-    fn output(&self, container: &str, stream: Stream, line: &[u8]) {
-        let mut text = format!("[{container}] ").into_bytes();
-        text.extend_from_slice(line);
-        text.push(b'\n');
-        let _ = match stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(&text),
-            Stream::Stderr => std::io::stderr().lock().write_all(&text),
-        };
-    }
-
-    fn log(&self, message: &str) {
-        eprintln!("nodelet: {message}");
-    }
+/// This node, for pods run without a server.
+pub(crate) fn node_context(node_name: String, root_dir: &Path) -> anyhow::Result<NodeContext> {
+    Ok(NodeContext {
+        node_name,
+        host_ip: host_ip(),
+        allocatable: allocatable(),
+        // Bind-mount sources must be absolute.
+        pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
+        cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+    })
 }
 
 /// A random (version 4) UUID for the pod.
