@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use nodelet_api::k8s::api::core::v1::Pod;
-use nodelet_kubelet::pod_worker::PodReporter;
+use nodelet_kubelet::pod_worker::{DEFAULT_CLUSTER_DOMAIN, NodeContext, PodReporter};
 use nodelet_kubelet::sources::static_dir::{FILE_CHECK_FREQUENCY, StaticDirSource, StaticPodSink};
 
 use crate::config::Config;
-use crate::terminal::TerminalReporter;
+use crate::terminal::PodTerminalReporter;
 
 /// Exit status when what was asked for is not built yet.
 const EXIT_NOT_BUILT: u8 = 2;
@@ -71,7 +71,14 @@ pub fn run(args: AgentArgs, config: &Config, root_dir: &Path) -> anyhow::Result<
     let images = crate::images::open_service(config, root_dir)?;
     let source = StaticDirSource {
         dir: dir.clone(),
-        node: crate::run::node_context(crate::serve::hostname(), root_dir)?,
+        node: NodeContext {
+            node_name: crate::serve::hostname(),
+            host_ip: crate::run::host_ip(),
+            allocatable: crate::run::allocatable(),
+            // Bind-mount sources must be absolute.
+            pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+        },
         images: Arc::new(images),
         handlers: config.runtime_handlers()?,
         root_dir: root_dir.to_owned(),
@@ -102,7 +109,7 @@ struct TerminalSink;
 
 impl StaticPodSink for TerminalSink {
     fn pod_reporter(&self, pod: &Pod) -> Arc<dyn PodReporter> {
-        Arc::new(TerminalReporter::for_pod(pod))
+        Arc::new(PodTerminalReporter::new(pod))
     }
 
     fn notice(&self, message: &str) {

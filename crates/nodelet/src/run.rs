@@ -61,8 +61,15 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         platform: Platform::host(),
         runtime: runtime.handle().clone(),
     };
-    let node = node_context(node_name, root_dir)?;
-    let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter::single());
+    let node = NodeContext {
+        node_name,
+        host_ip: host_ip(),
+        allocatable: allocatable(),
+        // Bind-mount sources must be absolute.
+        pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
+        cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+    };
+    let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);
     let worker = PodWorker::new(
         manifest.pod,
         manifest.objects,
@@ -102,18 +109,6 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         eprintln!("nodelet: pod {pod_name} {}", outcome.phase.as_str());
     }
     Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
-}
-
-/// This node, for pods run without a server.
-pub(crate) fn node_context(node_name: String, root_dir: &Path) -> anyhow::Result<NodeContext> {
-    Ok(NodeContext {
-        node_name,
-        host_ip: host_ip(),
-        allocatable: allocatable(),
-        // Bind-mount sources must be absolute.
-        pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
-        cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
-    })
 }
 
 /// A random (version 4) UUID for the pod.
