@@ -6,7 +6,8 @@
 //! namespace `default` when none, `spec.nodeName` the node, a uid hashed from the decoded pod,
 //! the node and the file (so an edited file is a new pod: the old one is stopped gracefully and
 //! the new one starts once it is gone), annotations `kubernetes.io/config.source: file`,
-//! `kubernetes.io/config.hash` (the uid) and `kubernetes.io/config.seen`. It is defaulted and
+//! `kubernetes.io/config.hash` (the uid) and `kubernetes.io/config.seen`, and a toleration of
+//! every `NoExecute` taint. It is defaulted and
 //! validated as a create is, and may not reference ServiceAccounts, Secrets or ConfigMaps
 //! (upstream's admission would refuse its mirror pod). A bad file is reported with its name
 //! and runs nothing; the other files' pods are not affected. A removed file stops its pod.
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nodelet_api::k8s::api::core::v1::Pod;
+use nodelet_api::k8s::api::core::v1::{Pod, Toleration};
 use nodelet_image::keyring::{NodeCredentialFiles, NodeCredentials};
 use nodelet_image::oci::Platform;
 use nodelet_image::pull::ImageService;
@@ -98,7 +99,19 @@ pub fn read_static_pod(file: &str, text: &str, node_name: &str) -> Result<Pod, S
         name.push('-');
         name.push_str(node_name);
     }
-    pod.spec.get_or_insert_with(Default::default).node_name = Some(node_name.to_owned());
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    spec.node_name = Some(node_name.to_owned());
+    // Upstream's file source: a static pod tolerates every NoExecute taint (not evicted for
+    // node problems).
+    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+    let tolerate_no_execute = Toleration {
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        ..Toleration::default()
+    };
+    if !tolerations.contains(&tolerate_no_execute) {
+        tolerations.push(tolerate_no_execute);
+    }
     pod.metadata
         .annotations
         .get_or_insert_with(BTreeMap::new)
@@ -509,6 +522,9 @@ mod tests {
         assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+        let toleration = &spec.tolerations.as_ref().unwrap()[0];
+        assert_eq!(toleration.operator.as_deref(), Some("Exists"));
+        assert_eq!(toleration.effect.as_deref(), Some("NoExecute"));
         let uid = pod.metadata.uid.clone().unwrap();
         assert_eq!(uid.len(), 32);
         let annotations = pod.metadata.annotations.as_ref().unwrap();
