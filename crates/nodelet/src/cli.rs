@@ -7,9 +7,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
-/// Exit status of a subcommand that exists in the interface but is not built yet.
-const EXIT_NOT_BUILT: u8 = 2;
-
 /// nodelet: a Kubernetes node in one binary.
 ///
 /// Runs the Kubernetes API (with admission and a scheduler) and the kubelet in one process,
@@ -53,8 +50,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::images::ImagesCommand,
     },
-    /// Join a Kubernetes API server (nodelet's or an upstream cluster's) as a node.
-    Agent,
+    /// The kubelet alone: run the static pods of a manifest directory with no API server
+    /// (`--pod-manifest-path`); joining an API server as a node is not built yet.
+    Agent(crate::agent::AgentArgs),
     /// Print nodelet's version and the Kubernetes version it serves.
     Version,
     /// The per-container monitor process, started by nodelet itself (`nodelet shim <state-dir>`).
@@ -83,13 +81,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => crate::serve::run(args, &config, &cli.root_dir),
         Command::Run { file } => crate::run::run(&file, &config, &cli.root_dir),
         Command::Images { command } => crate::images::run(command, &config, &cli.root_dir),
-        Command::Agent => not_built("agent", 6),
+        Command::Agent(args) => crate::agent::run(args, &config, &cli.root_dir),
         Command::Shim { args } => Ok(ExitCode::from(nodelet_runtime::shim::main(args))),
         Command::Pause => Ok(ExitCode::from(nodelet_runtime::pause::main())),
     }
-}
-
-fn not_built(command: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!("nodelet {command}: not built yet (tracked in issue {issue})");
-    Ok(ExitCode::from(EXIT_NOT_BUILT))
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use nodelet_runtime::handlers::{HandlerTable, RuntimeHandlerConfig};
@@ -23,6 +23,8 @@ pub struct Config {
     pub registries: BTreeMap<String, nodelet_image::registry::RegistrySettings>,
     /// Where containers' CRI log files go (default `/var/log/pods`).
     pub log_dir: Option<std::path::PathBuf>,
+    /// `nodelet agent`'s static pod manifest directory when `--pod-manifest-path` is not given.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -115,6 +117,18 @@ insecure = true
             Some(Path::new("/usr/sbin/runc"))
         );
         assert_eq!(config.runtime_handlers().unwrap().default_name(), "runc");
+    }
+
+    #[test]
+    fn reads_the_pod_manifest_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "pod_manifest_path = \"/etc/nodelet/manifests\"\n").unwrap();
+        let config = Config::load(&path, true).unwrap();
+        assert_eq!(
+            config.pod_manifest_path.as_deref(),
+            Some(Path::new("/etc/nodelet/manifests"))
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The `nodelet` binary: command line, configuration and process wiring. The only crate that
 //! uses `anyhow`; every library crate returns typed errors.
 
+mod agent;
 mod cli;
 mod config;
 mod images;
+mod node;
 mod run;
 mod serve;
 mod serve_kubelet;
 mod serve_streams;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -3,25 +3,16 @@
 //! the terminal, SIGINT/SIGTERM terminate it gracefully, and the exit status is the pod's: 0
 //! when it succeeded, the failing container's exit code otherwise, 1 when it could not start.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
-use nodelet_image::keyring::{NodeCredentialFiles, NodeCredentials};
-use nodelet_image::oci::Platform;
-use nodelet_kubelet::events::Event;
-use nodelet_kubelet::pod_worker::{
-    DEFAULT_CLUSTER_DOMAIN, NodeContext, NodeServices, PodReporter, PodWorker, Stream,
-    WorkerOptions,
-};
+use nodelet_kubelet::pod_worker::{PodReporter, PodWorker, WorkerOptions};
 use nodelet_kubelet::sources::file::{FileSourceOptions, ManifestError, read_manifest};
-use nodelet_runtime::shim::ShimLauncher;
 
 use crate::config::Config;
+use crate::terminal::TerminalReporter;
 
 pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<ExitCode> {
     let text =
@@ -55,28 +46,8 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let images = crate::images::open_service(config, root_dir)?;
-    let handlers = config.runtime_handlers()?;
-    let services = NodeServices {
-        images: Arc::new(images),
-        handlers,
-        node_credentials: NodeCredentials::new(NodeCredentialFiles::from_process(root_dir)),
-        platform: Platform::host(),
-        runtime: runtime.handle().clone(),
-        shim: ShimLauncher::this_binary().context("finding the nodelet binary for the shims")?,
-        network: pod_network(root_dir),
-        pause: nodelet_runtime::pause::PauseLauncher::this_binary().ok(),
-        node_resolv_conf: node_resolv_conf(),
-    };
-    let node = NodeContext {
-        node_name,
-        host_ip: host_ip(),
-        allocatable: allocatable(),
-        // Bind-mount sources must be absolute.
-        pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
-        log_dir: config.log_dir()?,
-        cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
-    };
+    let services = crate::node::services(config, root_dir, runtime.handle())?;
+    let node = crate::node::context(config, root_dir, node_name)?;
     let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);
     let worker = PodWorker::new(
         manifest.pod,
@@ -130,36 +101,6 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
     Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
 }
 
-/// Events as `Type  Reason  Message` on stderr; container output as `[name] line` on stdout
-/// (the container's stderr on stderr).
-#[derive(Debug)]
-struct TerminalReporter;
-
-impl PodReporter for TerminalReporter {
-    fn event(&self, _field_path: Option<&str>, event: &Event) {
-        eprintln!(
-            "{}  {}  {}",
-            event.kind.as_str(),
-            event.reason,
-            event.message
-        );
-    }
-
-    fn output(&self, container: &str, stream: Stream, line: &[u8]) {
-        let mut text = format!("[{container}] ").into_bytes();
-        text.extend_from_slice(line);
-        text.push(b'\n');
-        let _ = match stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(&text),
-            Stream::Stderr => std::io::stderr().lock().write_all(&text),
-        };
-    }
-
-    fn log(&self, message: &str) {
-        eprintln!("nodelet: {message}");
-    }
-}
-
 /// A random (version 4) UUID for the pod.
 fn new_uid() -> anyhow::Result<String> {
     let mut b = random_bytes::<16>()?;
@@ -192,53 +133,4 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
         .and_then(|mut f| f.read_exact(&mut out))
         .context("reading /dev/urandom")?;
     Ok(out)
-}
-
-/// The node's pod network: nodelet's CNI configuration under the root dir (written with the
-/// defaults when there is none). Without it only host-network pods can run; say why.
-pub(crate) fn pod_network(root_dir: &Path) -> Option<Arc<nodelet_runtime::cni::Network>> {
-    let settings = nodelet_runtime::cni::NetworkSettings::under_root(
-        &std::path::absolute(root_dir).unwrap_or_else(|_| root_dir.to_owned()),
-    );
-    match nodelet_runtime::cni::Network::load_or_write_default(&settings) {
-        Ok(network) => Some(Arc::new(network)),
-        Err(err) => {
-            eprintln!("nodelet: no pod network, only hostNetwork pods can run: {err}");
-            None
-        }
-    }
-}
-
-/// The node's `/etc/resolv.conf`, which pods with host DNS get (as the kubelet's
-/// `--resolv-conf` default).
-pub(crate) fn node_resolv_conf() -> Option<String> {
-    std::fs::read_to_string("/etc/resolv.conf").ok()
-}
-
-/// The node's primary IPv4 address (the source address of its default route), or
-/// 127.0.0.1 without one. Connecting a UDP socket sends nothing.
-pub(crate) fn host_ip() -> String {
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect("192.0.2.1:9")?;
-            s.local_addr()
-        })
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| "127.0.0.1".into())
-}
-
-/// CPUs and memory of the node (no reservations yet).
-pub(crate) fn allocatable() -> BTreeMap<String, Quantity> {
-    let mut out = BTreeMap::new();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    out.insert("cpu".into(), Quantity(cpus.to_string()));
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    if let Some(kib) = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-    {
-        out.insert("memory".into(), Quantity(format!("{kib}Ki")));
-    }
-    out
 }

@@ -108,12 +108,13 @@ pub struct NodeContext {
     pub cluster_domain: String,
 }
 
-/// The node's services the worker drives.
-#[derive(Debug)]
+/// The node's services the worker drives; made once per node and cloned for each pod.
+#[derive(Debug, Clone)]
 pub struct NodeServices {
     pub images: Arc<ImageService>,
     pub handlers: HandlerTable,
-    pub node_credentials: NodeCredentials,
+    /// Node-wide credentials, with one cache for every pod (as the kubelet keeps it).
+    pub node_credentials: Arc<NodeCredentials>,
     pub platform: Platform,
     /// Where the (async) image pulls run; the worker itself blocks.
     pub runtime: tokio::runtime::Handle,

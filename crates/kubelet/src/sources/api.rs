@@ -12,7 +12,6 @@ pub mod events;
 pub mod objects;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,10 +21,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::{WatchStreamExt, reflector};
 use nodelet_api::k8s::api::core::v1::{ObjectReference, Pod, PodStatus};
-use nodelet_image::keyring::{NodeCredentialFiles, NodeCredentials};
-use nodelet_image::oci::Platform;
-use nodelet_image::pull::ImageService;
-use nodelet_runtime::handlers::HandlerTable;
 use tokio::sync::watch;
 
 use crate::events::Event;
@@ -33,7 +28,6 @@ use crate::pod_worker::{
     NodeContext, NodeServices, PodReporter, PodWorker, StopHandle, Stream, WorkerOptions,
 };
 use events::EventRecorder;
-use nodelet_runtime::shim::ShimLauncher;
 
 /// How often the worker table is reconciled even without a watch event (deleted pods whose
 /// worker ended, vanished pods).
@@ -52,16 +46,8 @@ pub struct ApiSource {
     pub client: kube::Client,
     /// The node (its name selects the pods).
     pub node: NodeContext,
-    pub images: Arc<ImageService>,
-    pub handlers: HandlerTable,
-    /// Where node credential files are looked up (`{root-dir}/config.json`).
-    pub root_dir: PathBuf,
-    /// This binary, run as each container's shim.
-    pub shim: ShimLauncher,
-    /// The pod network, the pause launcher and the node's resolv.conf (see `NodeServices`).
-    pub network: Option<Arc<nodelet_runtime::cni::Network>>,
-    pub pause: Option<nodelet_runtime::pause::PauseLauncher>,
-    pub node_resolv_conf: Option<String>,
+    /// What every pod's worker drives (cloned per pod).
+    pub services: NodeServices,
 }
 
 impl std::fmt::Debug for ApiSource {
@@ -212,19 +198,7 @@ impl ApiSource {
             pod.metadata.name.clone().unwrap_or_default(),
             status_rx,
         ));
-        let services = NodeServices {
-            images: self.images.clone(),
-            handlers: self.handlers.clone(),
-            node_credentials: NodeCredentials::new(NodeCredentialFiles::from_process(
-                &self.root_dir,
-            )),
-            platform: Platform::host(),
-            runtime: tokio::runtime::Handle::current(),
-            shim: self.shim.clone(),
-            network: self.network.clone(),
-            pause: self.pause.clone(),
-            node_resolv_conf: self.node_resolv_conf.clone(),
-        };
+        let services = self.services.clone();
         let worker = PodWorker::new(
             pod.clone(),
             objects,

@@ -1,5 +1,6 @@
-//! Where pods come from: `nodelet run`'s file ([`file`]) and the API server ([`api`]); the
-//! manifest directory comes later.
+//! Where pods come from: `nodelet run`'s file ([`file`]), the API server ([`api`]) and the static
+//! manifest directory ([`static_dir`]).
 
 pub mod api;
 pub mod file;
+pub mod static_dir;
