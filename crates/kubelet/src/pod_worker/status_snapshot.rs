@@ -242,9 +242,6 @@ mod tests {
         s.starts = 3;
         s.started_at = Some(at(100));
         s.last_exit = Some(super::super::LastExit {
-            reason: String::new(),
-            message: String::new(),
-            started_at: None,
             code: 3,
             reason: String::new(),
             message: String::new(),
@@ -278,9 +275,6 @@ mod tests {
         s.starts = 1;
         s.started_at = Some(at(5));
         s.last_exit = Some(super::super::LastExit {
-            reason: String::new(),
-            message: String::new(),
-            started_at: None,
             code: 0,
             reason: "Completed".into(),
             message: String::new(),
