@@ -387,7 +387,7 @@ fn a_failed_create_names_the_handler_container_and_cause() {
             &handler,
             &id,
             u32::MAX,
-            &format!("/nodelet-test/{id}"),
+            &common::test_cgroup(&id),
         );
     }
 }
