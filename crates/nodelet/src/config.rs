@@ -23,6 +23,8 @@ pub struct Config {
     pub registries: BTreeMap<String, nodelet_image::registry::RegistrySettings>,
     /// Where containers' CRI log files go (default `/var/log/pods`).
     pub log_dir: Option<std::path::PathBuf>,
+    /// Where pod cgroups go in each hierarchy (default `nodelet/kubepods`).
+    pub cgroup_parent: Option<String>,
 }
 
 impl Config {
@@ -55,6 +57,13 @@ impl Config {
             .clone()
             .unwrap_or_else(|| nodelet_runtime::logs::DEFAULT_LOG_DIR.into());
         std::path::absolute(&dir).with_context(|| format!("the log directory {}", dir.display()))
+    }
+
+    /// The parent of pod cgroups, relative to each hierarchy's root.
+    pub fn cgroup_parent(&self) -> String {
+        self.cgroup_parent
+            .clone()
+            .unwrap_or_else(|| nodelet_runtime::pod_cgroup::DEFAULT_PARENT.into())
     }
 
     /// The RuntimeClass handler table of `default_runtime` and `[runtimes.*]`.

@@ -76,6 +76,7 @@ pub fn run(file: &Path, config: &Config, root_dir: &Path) -> anyhow::Result<Exit
         pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
         log_dir: config.log_dir()?,
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+        cgroup_parent: config.cgroup_parent(),
     };
     let reporter: Arc<dyn PodReporter> = Arc::new(TerminalReporter);
     let worker = PodWorker::new(

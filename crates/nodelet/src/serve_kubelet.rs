@@ -35,6 +35,7 @@ pub async fn api_source(
                 .unwrap_or_else(|_| root_dir.join("pods")),
             log_dir: config.log_dir()?,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+            cgroup_parent: config.cgroup_parent(),
         },
         images: Arc::new(crate::images::open_service(config, root_dir)?),
         handlers: config.runtime_handlers()?,

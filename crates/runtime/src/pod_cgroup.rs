@@ -384,8 +384,14 @@ mod tests {
         let uid = "0f9e-11";
         let cases = [
             (QosClass::Guaranteed, "/nodelet/kubepods/pod0f9e-11"),
-            (QosClass::Burstable, "/nodelet/kubepods/burstable/pod0f9e-11"),
-            (QosClass::BestEffort, "/nodelet/kubepods/besteffort/pod0f9e-11"),
+            (
+                QosClass::Burstable,
+                "/nodelet/kubepods/burstable/pod0f9e-11",
+            ),
+            (
+                QosClass::BestEffort,
+                "/nodelet/kubepods/besteffort/pod0f9e-11",
+            ),
         ];
         for (qos, want) in cases {
             assert_eq!(PodCgroup::new(DEFAULT_PARENT, qos, uid).path(), want);

@@ -112,7 +112,9 @@ pub fn write_cgroup_file(dir: &Path, name: &str, value: &str) -> io::Result<()> 
 
 /// Reads one setting, without its trailing newline.
 pub fn read_cgroup_file(dir: &Path, name: &str) -> io::Result<String> {
-    Ok(std::fs::read_to_string(dir.join(name))?.trim_end().to_string())
+    Ok(std::fs::read_to_string(dir.join(name))?
+        .trim_end()
+        .to_string())
 }
 
 /// The child cgroups of `dir` (its subdirectories).
