@@ -57,13 +57,24 @@ fn assert_no_pod_cgroup_left(stderr: &str) {
 
 #[test]
 fn the_pod_cgroup_has_the_summed_limits_plus_the_runtime_class_overhead() {
+    pod_and_container_limits("runc");
+}
+
+#[test]
+fn the_same_cgroups_under_crun() {
+    pod_and_container_limits("crun");
+}
+
+fn pod_and_container_limits(handler: &str) {
     if !v1_host() {
         println!("SKIPPED: the checks read cgroup v1 files");
         return;
     }
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
-    let class = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: heavy\nhandler: runc\noverhead:\n  podFixed:\n    cpu: 250m\n    memory: 120Mi\n---\n";
+    let class = format!(
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: heavy\nhandler: {handler}\noverhead:\n  podFixed:\n    cpu: 250m\n    memory: 120Mi\n---\n"
+    );
     let tiny = image(&bed, "tiny");
     let yaml = format!(
         "{class}{}",
