@@ -174,3 +174,32 @@ fn a_container_past_its_memory_limit_is_oom_killed() {
     assert_no_pod_cgroup_left(&done.stderr);
     node.assert_clean();
 }
+
+#[test]
+fn the_pause_process_is_in_the_pod_cgroup() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    // With a shared PID namespace, PID 1 is the sandbox's pause.
+    let yaml = pod(
+        "paused",
+        &format!(
+            "  restartPolicy: Never\n  shareProcessNamespace: true\n  containers:\n  - name: main\n    image: {}\n    command: [\"cat\", \"/proc/1/cgroup\"]\n",
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    let pause_memory = done
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("[main] "))
+        .find(|l| l.contains(":memory:"))
+        .unwrap_or_else(|| panic!("no memory line: {}", done.all()));
+    assert!(
+        pause_memory.contains(":/nodelet/kubepods/besteffort/pod"),
+        "{}",
+        done.all()
+    );
+    assert_no_pod_cgroup_left(&done.stderr);
+    node.assert_clean();
+}
