@@ -37,6 +37,7 @@ pub mod events;
 pub mod expansion;
 pub mod hooks;
 pub mod hostname;
+pub mod pod_resources;
 pub mod runtime_class;
 pub mod service_env;
 pub mod status;

@@ -25,6 +25,8 @@ pub struct Config {
     pub log_dir: Option<std::path::PathBuf>,
     /// `nodelet agent`'s static pod manifest directory when `--pod-manifest-path` is not given.
     pub pod_manifest_path: Option<PathBuf>,
+    /// Where pod cgroups go in each hierarchy (default `nodelet/kubepods`).
+    pub cgroup_parent: Option<String>,
 }
 
 impl Config {
@@ -57,6 +59,13 @@ impl Config {
             .clone()
             .unwrap_or_else(|| nodelet_runtime::logs::DEFAULT_LOG_DIR.into());
         std::path::absolute(&dir).with_context(|| format!("the log directory {}", dir.display()))
+    }
+
+    /// The parent of pod cgroups, relative to each hierarchy's root.
+    pub fn cgroup_parent(&self) -> String {
+        self.cgroup_parent
+            .clone()
+            .unwrap_or_else(|| nodelet_runtime::pod_cgroup::DEFAULT_PARENT.into())
     }
 
     /// The RuntimeClass handler table of `default_runtime` and `[runtimes.*]`.

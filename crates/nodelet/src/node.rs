@@ -49,6 +49,7 @@ pub fn context(
         pods_dir: std::path::absolute(root_dir.join("pods")).context("the root directory")?,
         log_dir: config.log_dir()?,
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
+        cgroup_parent: config.cgroup_parent(),
     })
 }
 

@@ -33,6 +33,7 @@ pub mod logs;
 pub mod oci;
 pub mod oci_runtime;
 pub mod pause;
+pub mod pod_cgroup;
 pub mod rootfs;
 pub mod sandbox;
 pub mod shim;

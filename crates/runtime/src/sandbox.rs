@@ -393,6 +393,11 @@ impl Sandbox {
         &self.dir
     }
 
+    /// The pause process's pid, when the sandbox has one (for its pod cgroup).
+    pub fn pause_pid(&self) -> Option<u32> {
+        self.state.pause.map(|p| p.pid)
+    }
+
     /// Whether everything creation made is still there: after a node reboot the directory
     /// survives but its mounts and the pause process do not ([`Sandbox::create`] then makes
     /// the sandbox again).

@@ -382,13 +382,7 @@ fn a_failed_create_names_the_handler_container_and_cause() {
             handler.name
         );
         bundle.remove().unwrap();
-        common::assert_nothing_left(
-            &harness,
-            &handler,
-            &id,
-            u32::MAX,
-            &format!("/nodelet-test/{id}"),
-        );
+        common::assert_nothing_left(&harness, &handler, &id, u32::MAX, &common::test_cgroup(&id));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Which cgroup hierarchies the host has mounted.
+//! Which cgroup hierarchies the host has mounted, and the plain file operations cgroupfs is
+//! driven with (directories are cgroups, files are their settings).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,70 @@ pub fn cgroup_layout_at(root: &Path) -> io::Result<CgroupLayout> {
     }
 }
 
+/// The v1 hierarchies mounted under `root` (one per mount: `cpu` and `cpuacct` linked to one
+/// `cpu,cpuacct` mount count once), named ones such as `name=systemd` included; the cgroup2
+/// mount of a hybrid layout is not among them.
+pub fn v1_hierarchies_at(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(root)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Ok(stat) = rustix::fs::statfs(&path) else {
+            continue;
+        };
+        if stat.f_type != CGROUP_SUPER_MAGIC {
+            continue;
+        }
+        let real = std::fs::canonicalize(&path).unwrap_or(path);
+        if !found.contains(&real) {
+            found.push(real);
+        }
+    }
+    Ok(found)
+}
+
+/// Makes one cgroup (`mkdir`); an existing one is fine.
+pub fn make_cgroup(dir: &Path) -> io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes one empty cgroup (`rmdir`: cgroupfs refuses it while it has processes or
+/// children, with `EBUSY`).
+pub fn remove_cgroup(dir: &Path) -> io::Result<()> {
+    std::fs::remove_dir(dir)
+}
+
+/// Writes one setting (`memory.limit_in_bytes`, `cgroup.procs`, ...) in one `write`.
+pub fn write_cgroup_file(dir: &Path, name: &str, value: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(name))?;
+    file.write_all(value.as_bytes())
+}
+
+/// Reads one setting, without its trailing newline.
+pub fn read_cgroup_file(dir: &Path, name: &str) -> io::Result<String> {
+    Ok(std::fs::read_to_string(dir.join(name))?
+        .trim_end()
+        .to_string())
+}
+
+/// The child cgroups of `dir` (its subdirectories).
+pub fn child_cgroups(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +139,22 @@ mod tests {
                 assert!(cgroup2.starts_with(CGROUP_ROOT));
             }
         }
+    }
+
+    #[test]
+    fn v1_hierarchies_are_cgroup_mounts_only() {
+        let layout = host_cgroup_layout();
+        if matches!(
+            layout,
+            Ok(CgroupLayout::Hybrid { .. } | CgroupLayout::Legacy)
+        ) {
+            let found = v1_hierarchies_at(Path::new(CGROUP_ROOT)).unwrap();
+            assert!(!found.is_empty());
+            if let Ok(CgroupLayout::Hybrid { cgroup2, .. }) = &layout {
+                assert!(!found.contains(cgroup2));
+            }
+        }
+        assert!(v1_hierarchies_at(&std::env::temp_dir()).unwrap().is_empty());
     }
 
     #[test]

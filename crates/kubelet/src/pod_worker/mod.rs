@@ -61,6 +61,7 @@ use nodelet_runtime::bundle::Bundle;
 use nodelet_runtime::container::{Container as RuntimeContainer, Exit};
 use nodelet_runtime::handlers::{Handler, HandlerTable};
 use nodelet_runtime::logs::{self, ContainerLogs};
+use nodelet_runtime::pod_cgroup::{self, PodCgroup};
 use nodelet_runtime::sandbox::{Sandbox, SandboxConfig};
 use nodelet_runtime::shim::{ShimConfig, ShimExit, ShimHandle, ShimLauncher};
 use nodelet_runtime::signal::Signal;
@@ -106,6 +107,8 @@ pub struct NodeContext {
     /// (`/var/log/pods` by default, [`logs::DEFAULT_LOG_DIR`]). Absolute.
     pub log_dir: PathBuf,
     pub cluster_domain: String,
+    /// Where pod cgroups go in each hierarchy ([`pod_cgroup::DEFAULT_PARENT`]).
+    pub cgroup_parent: String,
 }
 
 /// The node's services the worker drives; made once per node and cloned for each pod.
@@ -284,6 +287,8 @@ pub struct PodWorker {
     handler: Option<Handler>,
     /// The pod's sandbox (shared namespaces, network, resolv.conf) once made.
     sandbox: Option<Sandbox>,
+    /// Whether the pod cgroup was made (or found again) by this worker.
+    pod_cgroup_ready: bool,
     keyring: Option<Keyring>,
     pull_back_off: PullBackOff,
     crash_back_off: CrashLoopBackOff,
@@ -341,6 +346,7 @@ impl PodWorker {
             slots,
             handler: None,
             sandbox: None,
+            pod_cgroup_ready: false,
             keyring: None,
             pull_back_off: PullBackOff::new(),
             crash_back_off: CrashLoopBackOff::new(),
@@ -437,6 +443,10 @@ impl PodWorker {
         // `nodelet serve`'s reporter reads the code from this line.
         self.reporter
             .log(&format!("container {name} exited with code {}", last.code));
+        self.reporter.log(&format!(
+            "container {name} terminated: reason {}",
+            last.reason
+        ));
         if let Err(e) = on_disk::save_last_exit(&self.pod_dir(), &name, &last) {
             self.reporter
                 .log(&format!("recording the exit of container {name}: {e}"));
@@ -511,17 +521,25 @@ impl PodWorker {
                 }
             }
         }
-        if self.sandbox.is_none() {
-            if let Err(message) = self.create_sandbox() {
-                if self.options.give_up_on_start_failure {
-                    self.failure = Some(message);
-                    return SyncResult::Done;
-                }
-                self.reporter.log(&message);
-                return SyncResult::WaitUntil(Some(
-                    Instant::now() + CrashLoopBackOff::INITIAL_DELAY,
-                ));
+        if self.sandbox.is_none()
+            && let Err(message) = self.create_sandbox()
+        {
+            if self.options.give_up_on_start_failure {
+                self.failure = Some(message);
+                return SyncResult::Done;
             }
+            self.reporter.log(&message);
+            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
+        }
+        if !self.pod_cgroup_ready
+            && let Err(message) = self.create_pod_cgroup()
+        {
+            if self.options.give_up_on_start_failure {
+                self.failure = Some(message);
+                return SyncResult::Done;
+            }
+            self.reporter.log(&message);
+            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
         }
         let policy = RestartPolicy::of(&self.pod);
         let mut wake: Option<Instant> = None;
@@ -872,6 +890,42 @@ impl PodWorker {
         Ok(())
     }
 
+    /// The pod's cgroup: derived from its uid and QoS class, so a restarted worker finds the
+    /// same one.
+    fn pod_cgroup(&self) -> PodCgroup {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        PodCgroup::new(
+            &self.node.cgroup_parent,
+            crate::pod_resources::qos_class(&spec),
+            self.pod.metadata.uid.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// Makes the pod cgroup with the pod-level limits (overhead included) and moves the
+    /// sandbox's pause into it; upstream's `FailedCreatePodContainer` Warning on failure.
+    fn create_pod_cgroup(&mut self) -> Result<(), String> {
+        let cgroup = self.pod_cgroup();
+        let limits =
+            crate::pod_resources::pod_resources(&self.pod.spec.clone().unwrap_or_default());
+        let pause = self.sandbox.as_ref().and_then(Sandbox::pause_pid);
+        let made = pod_cgroup::Hierarchies::host().and_then(|hierarchies| {
+            cgroup.create(&hierarchies, &limits)?;
+            pause.map_or(Ok(()), |pid| cgroup.add_process(&hierarchies, pid))
+        });
+        if let Err(e) = made {
+            let message = format!("unable to ensure pod container exists: {e}");
+            self.emit(
+                None,
+                Event::warning("FailedCreatePodContainer", message.clone()),
+            );
+            return Err(message);
+        }
+        self.reporter
+            .log(&format!("pod cgroup {}: {limits:?}", cgroup.path()));
+        self.pod_cgroup_ready = true;
+        Ok(())
+    }
+
     /// Everything from image to PostStart for container `i`.
     fn start_container(&mut self, i: usize) -> Result<(), StartFailure> {
         let spec = self.slots[i].spec.clone();
@@ -1007,6 +1061,8 @@ impl PodWorker {
             cspec.stop_signal = Signal::parse(signal).map_err(undo_bundle)?;
         }
         apply_security_context(&mut cspec, &spec);
+        cspec.cgroup_path = Some(self.pod_cgroup().container_path(&id));
+        cspec.resources = crate::pod_resources::container_resources(&spec);
         let generated = spec::generate(&cspec).map_err(|e| undo_bundle(e.to_string()))?;
         bundle
             .write_spec(&generated)
@@ -1254,6 +1310,13 @@ impl PodWorker {
             return;
         }
         self.sandbox = None;
+        // Every process of the pod is gone now.
+        let removed = pod_cgroup::Hierarchies::host()
+            .and_then(|hierarchies| self.pod_cgroup().remove(&hierarchies));
+        if let Err(e) = removed {
+            self.reporter.log(&format!("removing the pod cgroup: {e}"));
+        }
+        self.pod_cgroup_ready = false;
         if let Err(e) = crate::volumes::tear_down_pod_volumes(&self.pod_dir()) {
             // Removing the directory would fail on (and could descend into) its mounts.
             self.reporter.log(&format!("tearing down volumes: {e}"));

@@ -164,8 +164,29 @@ pub fn read_manifest(
             });
         }
     };
-    let pod = prepare_pod(pod, options)?;
+    let mut pod = prepare_pod(pod, options)?;
+    set_class_overhead(&mut pod, &objects);
     Ok(PodManifest { pod, objects })
+}
+
+/// The RuntimeClass's `overhead.podFixed` as the pod's `spec.overhead`, as the API server's
+/// RuntimeClass admission sets it (the file has no API server); one the pod sets stays.
+fn set_class_overhead(pod: &mut Pod, objects: &PodObjects) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    if spec.overhead.as_ref().is_some_and(|o| !o.is_empty()) {
+        return;
+    }
+    let fixed = spec
+        .runtime_class_name
+        .as_deref()
+        .and_then(|name| objects.runtime_class(name))
+        .and_then(|class| class.overhead.as_ref())
+        .and_then(|overhead| overhead.pod_fixed.clone());
+    if fixed.is_some() {
+        spec.overhead = fixed;
+    }
 }
 
 /// The YAML stream's documents as JSON values; empty documents are skipped and `kind: List`
@@ -297,6 +318,15 @@ spec:
         );
         let secret = manifest.objects.secret("default", "creds").unwrap();
         assert_eq!(secret.data.as_ref().unwrap()["token"].0, b"s3cret");
+    }
+
+    #[test]
+    fn the_runtime_class_overhead_becomes_the_pods() {
+        let text = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: fast}\nhandler: crun\noverhead:\n  podFixed: {cpu: 250m, memory: 120Mi}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: fast\n  containers:\n  - name: main\n    image: busybox\n";
+        let manifest = read_manifest("pod.yaml", text, &options()).unwrap();
+        let overhead = manifest.pod.spec.unwrap().overhead.unwrap();
+        assert_eq!(overhead["cpu"].0, "250m");
+        assert_eq!(overhead["memory"].0, "120Mi");
     }
 
     #[test]

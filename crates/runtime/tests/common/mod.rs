@@ -226,7 +226,9 @@ pub fn launch(
     .unwrap();
     let mut spec = harness.spec_for(image, &bundle.rootfs(), args);
     spec.hostname = Some("web-0".into());
-    let cgroup = format!("/nodelet-test/{id}");
+    // One level under the root: a shared parent would be left behind empty (and removing
+    // it races with tests creating containers in it).
+    let cgroup = test_cgroup(id);
     spec.cgroup_path = Some(cgroup.clone());
     configure(&mut spec);
     bundle.write_spec(&spec::generate(&spec).unwrap()).unwrap();
@@ -317,10 +319,13 @@ pub fn assert_nothing_left(harness: &Harness, handler: &Handler, id: &str, pid: 
         "{}: process {pid} of {id} still exists: {status:?}",
         handler.name
     );
-    for controller in ["memory", "pids", "cpu"] {
-        let dir = Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(cgroup.trim_start_matches('/'));
+    let hierarchies = nodelet_runtime::pod_cgroup::Hierarchies::host().unwrap();
+    let roots = hierarchies
+        .v1
+        .iter()
+        .chain(hierarchies.unified.iter().map(|(root, _)| root));
+    for root in roots {
+        let dir = root.join(cgroup.trim_start_matches('/'));
         assert!(
             !dir.exists(),
             "{}: {id} left its cgroup {}",
@@ -333,6 +338,11 @@ pub fn assert_nothing_left(harness: &Harness, handler: &Handler, id: &str, pid: 
         "{}: {id} left its bundle",
         handler.name
     );
+}
+
+/// The cgroup path a test container gets (`cgroupsPath`).
+pub fn test_cgroup(id: &str) -> String {
+    format!("/nodelet-test-{id}")
 }
 
 /// A container id unique to this test process.
