@@ -337,6 +337,9 @@ pub struct LogReader {
     ready: VecDeque<LogLine>,
     writer_done: Option<WriterDone>,
     at_end: bool,
+    /// Looks at the end of the file in a row that found nothing new: following backs off
+    /// from [`FOLLOW_INTERVAL`] to ten times it, so idle containers cost (almost) nothing.
+    idle_looks: u32,
 }
 
 impl fmt::Debug for LogReader {
@@ -367,6 +370,7 @@ impl LogReader {
             ready: VecDeque::new(),
             writer_done,
             at_end: false,
+            idle_looks: 0,
         };
         if let Some(tail) = reader.options.tail_lines {
             // Everything there is now, keeping the last `tail` lines.
@@ -478,6 +482,7 @@ impl Iterator for LogReader {
     fn next(&mut self) -> Option<io::Result<LogLine>> {
         loop {
             if let Some(line) = self.ready.pop_front() {
+                self.idle_looks = 0;
                 return Some(Ok(line));
             }
             if self.at_end {
@@ -518,7 +523,8 @@ impl Iterator for LogReader {
                 continue;
             }
             // Reading on from the same offset then shows what was appended meanwhile.
-            std::thread::sleep(FOLLOW_INTERVAL);
+            self.idle_looks = self.idle_looks.saturating_add(1);
+            std::thread::sleep(FOLLOW_INTERVAL * self.idle_looks.min(10));
         }
     }
 }

@@ -51,6 +51,9 @@ pub fn follow(
     exit: Arc<ExitSlot>,
     reporter: &Arc<dyn PodReporter>,
 ) -> ContainerOutput {
+    if !reporter.wants_output() {
+        return ContainerOutput { follower: None };
+    }
     match spawn_follower(name, log_path, from, exit, reporter) {
         Ok(follower) => ContainerOutput {
             follower: Some(follower),

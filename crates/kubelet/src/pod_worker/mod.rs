@@ -141,6 +141,11 @@ pub trait PodReporter: Send + Sync + std::fmt::Debug {
     fn output(&self, container: &str, stream: Stream, line: &[u8]);
     /// A message for the log (details that are kept out of events, progress).
     fn log(&self, message: &str);
+    /// Whether [`output`](Self::output) is wanted: without it, nobody follows the
+    /// containers' log files (they are still written, for `kubectl logs`).
+    fn wants_output(&self) -> bool {
+        true
+    }
     /// The pod's status as the worker now observes it (phase, conditions, container
     /// statuses), each time it changes. Ignored where nobody keeps it (`nodelet run`).
     fn status(&self, _status: &nodelet_api::k8s::api::core::v1::PodStatus) {}

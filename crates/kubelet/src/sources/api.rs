@@ -350,6 +350,11 @@ impl PodReporter for ApiReporter {
 
     fn output(&self, _container: &str, _stream: Stream, _line: &[u8]) {}
 
+    fn wants_output(&self) -> bool {
+        // Logs are read from their files on request (`kubectl logs`).
+        false
+    }
+
     fn log(&self, message: &str) {
         let namespace = self.pod.namespace.as_deref().unwrap_or_default();
         let name = self.pod.name.as_deref().unwrap_or_default();
