@@ -42,6 +42,22 @@ impl NodeCredentials {
         }
     }
 
+    /// The same search with an empty cache. The kubelet gives each pod its own, so a
+    /// credentials file written for the next pod counts at once (the seed's walkthrough
+    /// writes `config.json`, then creates the pod).
+    pub fn fresh(&self) -> Self {
+        let lifetime = self
+            .cache
+            .lock()
+            .map_or(NODE_CONFIG_CACHE_LIFETIME, |cache| cache.lifetime());
+        Self {
+            files: self.files.clone(),
+            fs_root: self.fs_root.clone(),
+            helper_runner: self.helper_runner.clone(),
+            cache: Mutex::new(TimedCache::new(lifetime)),
+        }
+    }
+
     /// Resolves the search paths under `fs_root` instead of `/`.
     pub fn with_fs_root(mut self, fs_root: impl Into<PathBuf>) -> Self {
         self.fs_root = fs_root.into();

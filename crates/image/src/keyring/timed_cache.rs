@@ -14,6 +14,11 @@ pub struct TimedCache<T> {
 }
 
 impl<T: Clone> TimedCache<T> {
+    /// How long a value stays fresh.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     pub fn new(lifetime: Duration) -> Self {
         Self {
             lifetime,

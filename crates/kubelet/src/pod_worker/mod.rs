@@ -116,7 +116,8 @@ pub struct NodeContext {
 pub struct NodeServices {
     pub images: Arc<ImageService>,
     pub handlers: HandlerTable,
-    /// Node-wide credentials, with one cache for every pod (as the kubelet keeps it).
+    /// Node credentials; each worker searches again with its own cache
+    /// (`NodeCredentials::fresh`).
     pub node_credentials: Arc<NodeCredentials>,
     pub platform: Platform,
     /// Where the (async) image pulls run; the worker itself blocks.
@@ -292,6 +293,8 @@ pub struct PodWorker {
     handler: Option<Handler>,
     /// The pod's sandbox (shared namespaces, network, resolv.conf) once made.
     sandbox: Option<Sandbox>,
+    /// The sandbox's IPs, kept for the status after it is removed.
+    sandbox_ips: Vec<String>,
     /// Whether the pod cgroup was made (or found again) by this worker.
     pod_cgroup_ready: bool,
     keyring: Option<Keyring>,
@@ -315,6 +318,8 @@ impl PodWorker {
         reporter: Arc<dyn PodReporter>,
         options: WorkerOptions,
     ) -> PodWorker {
+        let mut services = services;
+        services.node_credentials = Arc::new(services.node_credentials.fresh());
         let spec = pod.spec.clone().unwrap_or_default();
         let mut slots = Vec::new();
         for (list, containers) in [
@@ -351,6 +356,7 @@ impl PodWorker {
             slots,
             handler: None,
             sandbox: None,
+            sandbox_ips: Vec::new(),
             pod_cgroup_ready: false,
             keyring: None,
             pull_back_off: PullBackOff::new(),
@@ -815,13 +821,13 @@ impl PodWorker {
         self.emit(Some(&path), event);
     }
 
-    /// The sandbox's IPs; the node's for a host-network pod (or before the sandbox exists).
+    /// The sandbox's IPs (also once it is removed); the node's for a host-network pod, or
+    /// before the sandbox exists.
     fn pod_ips(&self) -> Vec<String> {
-        match &self.sandbox {
-            Some(sandbox) if !sandbox.ips().is_empty() => {
-                sandbox.ips().iter().map(|ip| ip.to_string()).collect()
-            }
-            _ => vec![self.node.host_ip.clone()],
+        if self.sandbox_ips.is_empty() {
+            vec![self.node.host_ip.clone()]
+        } else {
+            self.sandbox_ips.clone()
         }
     }
 
@@ -891,6 +897,7 @@ impl PodWorker {
                 .map(|ip| ip.to_string())
                 .collect::<Vec<_>>()
         ));
+        self.sandbox_ips = sandbox.ips().iter().map(|ip| ip.to_string()).collect();
         self.sandbox = Some(sandbox);
         Ok(())
     }
