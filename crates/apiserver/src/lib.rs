@@ -41,6 +41,7 @@ pub mod resources;
 pub mod routes;
 pub mod selectors;
 pub mod server;
+pub mod spdy;
 pub mod streams;
 pub mod table;
 pub mod tls;
