@@ -42,6 +42,7 @@ pub mod routes;
 pub mod selectors;
 pub mod server;
 pub mod spdy;
+pub mod spdy_session;
 pub mod streams;
 pub mod table;
 pub mod tls;
