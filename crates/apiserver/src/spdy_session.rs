@@ -454,3 +454,241 @@ async fn write<W: AsyncWrite + Unpin>(
     io.flush().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::future::BoxFuture;
+    use tokio::io::{AsyncWriteExt as _, DuplexStream};
+
+    use super::*;
+    use crate::errors::ApiResult;
+    use crate::streams::{ExecIo, LogRequest, LogStream};
+
+    /// Echoes stdin to stdout with `extra` bytes after it, exits 3.
+    #[derive(Debug)]
+    struct Echo {
+        extra: usize,
+    }
+
+    impl PodStreams for Echo {
+        fn logs(&self, _: Pod, _: LogRequest) -> BoxFuture<'static, ApiResult<LogStream>> {
+            unreachable!("exec only")
+        }
+        fn exec(&self, _: Pod, _: ExecRequest, io: ExecIo) -> BoxFuture<'static, ApiResult<i32>> {
+            let extra = self.extra;
+            Box::pin(async move {
+                let stdout = io.stdout.unwrap();
+                if let Some(mut stdin) = io.stdin {
+                    while let Some(data) = stdin.recv().await {
+                        stdout.send(data).await.unwrap();
+                    }
+                }
+                if extra > 0 {
+                    stdout.send(Bytes::from(vec![b'x'; extra])).await.unwrap();
+                }
+                Ok(3)
+            })
+        }
+    }
+
+    struct Client {
+        io: DuplexStream,
+        codec: Codec,
+    }
+
+    impl Client {
+        async fn send(&mut self, frame: Frame) {
+            let bytes = self.codec.encode(&frame).unwrap();
+            self.io.write_all(&bytes).await.unwrap();
+        }
+        async fn next(&mut self) -> Option<Frame> {
+            self.codec.read_frame(&mut self.io).await.unwrap()
+        }
+        async fn open(&mut self, stream_id: u32, stream_type: &str) {
+            self.send(Frame::SynStream {
+                stream_id,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: vec![("streamType".into(), stream_type.into())],
+            })
+            .await;
+            assert_eq!(
+                self.next().await,
+                Some(Frame::SynReply {
+                    stream_id,
+                    fin: false,
+                    headers: Vec::new()
+                })
+            );
+        }
+    }
+
+    fn start(extra: usize, stdin: bool) -> Client {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let request = ExecRequest {
+            container: "c".into(),
+            command: vec!["cat".into()],
+            stdin,
+            stdout: true,
+            ..ExecRequest::default()
+        };
+        tokio::spawn(session(
+            ours,
+            Arc::new(Echo { extra }),
+            Pod::default(),
+            request,
+        ));
+        Client {
+            io: theirs,
+            codec: Codec::new(),
+        }
+    }
+
+    /// Collects DATA per stream until GOAWAY; the other control frames too.
+    async fn until_goaway(
+        client: &mut Client,
+    ) -> (HashMap<u32, Vec<u8>>, HashSet<u32>, Vec<Frame>) {
+        let (mut data, mut fins, mut control) = (HashMap::new(), HashSet::new(), Vec::new());
+        while let Some(frame) = client.next().await {
+            match frame {
+                Frame::Data {
+                    stream_id,
+                    fin,
+                    data: d,
+                } => {
+                    data.entry(stream_id).or_insert_with(Vec::new).extend(d);
+                    if fin {
+                        fins.insert(stream_id);
+                    }
+                }
+                Frame::GoAway { .. } => {
+                    control.push(frame);
+                    break;
+                }
+                other => control.push(other),
+            }
+        }
+        (data, fins, control)
+    }
+
+    #[tokio::test]
+    async fn streams_are_typed_replied_and_finished_with_the_status() {
+        let mut client = start(0, true);
+        client.open(1, "error").await;
+        client.open(3, "stdin").await;
+        client.open(5, "stdout").await;
+        client.send(Frame::Ping { id: 1 }).await;
+        assert_eq!(client.next().await, Some(Frame::Ping { id: 1 }));
+        client
+            .send(Frame::Data {
+                stream_id: 3,
+                fin: false,
+                data: b"hello".to_vec(),
+            })
+            .await;
+        client
+            .send(Frame::Data {
+                stream_id: 3,
+                fin: true,
+                data: Vec::new(),
+            })
+            .await;
+        let (data, fins, control) = until_goaway(&mut client).await;
+        assert_eq!(data[&5], b"hello");
+        let status: serde_json::Value = serde_json::from_slice(&data[&1]).unwrap();
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "3");
+        assert!(fins.contains(&1) && fins.contains(&5), "{fins:?}");
+        // The stdin bytes were granted back on the stream and the session.
+        assert!(control.contains(&Frame::WindowUpdate {
+            stream_id: 3,
+            delta: 5
+        }));
+        assert!(control.contains(&Frame::WindowUpdate {
+            stream_id: 0,
+            delta: 5
+        }));
+        assert_eq!(
+            control.last(),
+            Some(&Frame::GoAway {
+                last_good_stream_id: 5,
+                status: spdy::GOAWAY_OK
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_and_duplicate_stream_types_are_refused() {
+        let mut client = start(0, false);
+        client
+            .send(Frame::SynStream {
+                stream_id: 1,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: vec![("streamtype".into(), "video".into())],
+            })
+            .await;
+        assert_eq!(
+            client.next().await,
+            Some(Frame::RstStream {
+                stream_id: 1,
+                status: spdy::RST_REFUSED_STREAM
+            })
+        );
+        client.open(3, "error").await;
+        client
+            .send(Frame::SynStream {
+                stream_id: 5,
+                associated_to: 0,
+                priority: 0,
+                flags: 0,
+                headers: vec![("streamtype".into(), "error".into())],
+            })
+            .await;
+        assert_eq!(
+            client.next().await,
+            Some(Frame::RstStream {
+                stream_id: 5,
+                status: spdy::RST_REFUSED_STREAM
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_keeps_windows_gets_no_more_than_it_granted() {
+        let mut client = start(100 * 1024, false);
+        // Shows it does flow control: from now on its windows bind us.
+        client
+            .send(Frame::WindowUpdate {
+                stream_id: 0,
+                delta: 0,
+            })
+            .await;
+        client.open(1, "error").await;
+        client.open(3, "stdout").await;
+        let mut received = 0;
+        while received < spdy::DEFAULT_WINDOW as usize {
+            match client.next().await {
+                Some(Frame::Data { data, .. }) => received += data.len(),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(received, spdy::DEFAULT_WINDOW as usize);
+        // Nothing more until we grant more: the next frame is the PING's answer.
+        client.send(Frame::Ping { id: 7 }).await;
+        assert_eq!(client.next().await, Some(Frame::Ping { id: 7 }));
+        for stream_id in [0, 3] {
+            client
+                .send(Frame::WindowUpdate {
+                    stream_id,
+                    delta: 1 << 20,
+                })
+                .await;
+        }
+        let (data, fins, _) = until_goaway(&mut client).await;
+        assert_eq!(received + data[&3].len(), 100 * 1024);
+        assert!(fins.contains(&3));
+    }
+}
