@@ -27,6 +27,7 @@
 //! | [`errors`] | `Status` errors |
 //! | [`streams`] | `pods/log` and `pods/exec`, served by the node through [`streams::PodStreams`] |
 //! | [`websocket`] | the WebSocket handshake and framing for exec |
+//! | [`spdy`], [`spdy_session`] | SPDY/3.1 framing and the exec session over it (kubectl < 1.30) |
 
 pub mod admission;
 pub mod auth;

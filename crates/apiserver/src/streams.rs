@@ -6,7 +6,9 @@
 //! Exec speaks the WebSocket channel protocols `v5.channel.k8s.io` (kubectl >= 1.30) and
 //! `v4.channel.k8s.io`: every binary message starts with its channel (0 stdin, 1 stdout,
 //! 2 stderr, 3 error: one `Status` at the end, 4 resize; v5 adds 255: `[255, n]` closes
-//! channel n, which is how the client ends stdin).
+//! channel n, which is how the client ends stdin). Older kubectl upgrade to SPDY/3.1 with
+//! `v4.channel.k8s.io` instead ([`crate::spdy_session`]). Both transports run the same
+//! session ([`start_exec`]): they only frame what it takes in and gives out.
 
 use std::fmt;
 use std::pin::Pin;
