@@ -3,7 +3,7 @@
 //! (error, stdin, stdout, stderr, resize); we reply to each, start the exec once all the
 //! streams the request needs are there, write the output as DATA on the matching stream,
 //! the final `Status` on the error stream, FIN on each, then GOAWAY. The exec itself is
-//! [`streams::start_exec`], shared with the WebSocket transport.
+//! `streams::start_exec`, shared with the WebSocket transport.
 //!
 //! Flow control (3.1): we grant the client back every stdin byte we consume (stream and
 //! session windows). Our own sending honours the client's windows once the client shows it

@@ -8,7 +8,7 @@
 //! 2 stderr, 3 error: one `Status` at the end, 4 resize; v5 adds 255: `[255, n]` closes
 //! channel n, which is how the client ends stdin). Older kubectl upgrade to SPDY/3.1 with
 //! `v4.channel.k8s.io` instead ([`crate::spdy_session`]). Both transports run the same
-//! session ([`start_exec`]): they only frame what it takes in and gives out.
+//! session (`start_exec`): they only frame what it takes in and gives out.
 
 use std::fmt;
 use std::pin::Pin;
