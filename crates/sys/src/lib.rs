@@ -12,3 +12,4 @@ pub mod fs;
 pub mod mount;
 pub mod namespace;
 pub mod process;
+pub mod terminal;
