@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::spdy::{self, Codec, Frame};
-use crate::streams::{self, Channel, ClientInput, ExecRequest, PodStreams};
+use crate::streams::{self, Channel, ClientInput, ExecRequest, PodStreams, TerminalSize};
 
 /// The remote-command protocols we speak over SPDY, in our preference.
 pub const PROTOCOLS: [&str; 1] = ["v4.channel.k8s.io"];
@@ -196,6 +196,8 @@ async fn read_frames<R: AsyncRead + Unpin>(
     let mut input = Some(input);
     let mut client: Option<ClientInput> = None;
     let mut stdin_ended = false;
+    // The resize stream is a sequence of JSON objects, possibly split across frames.
+    let mut resizes: Vec<u8> = Vec::new();
     let send = |frame: Frame| {
         let to_writer = to_writer.clone();
         async move { to_writer.send(ToWriter::Frame(frame)).await.is_ok() }
@@ -255,7 +257,8 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 fin,
                 data,
             } => {
-                if known.get(&stream_id) != Some(&Role::Stdin) {
+                let role = known.get(&stream_id).copied();
+                if !matches!(role, Some(Role::Stdin | Role::Resize)) {
                     continue;
                 }
                 if client.is_none() {
@@ -265,14 +268,36 @@ async fn read_frames<R: AsyncRead + Unpin>(
                     }
                 }
                 let len = data.len() as u32;
-                if !stdin_ended
+                if role == Some(Role::Resize) {
+                    resizes.extend_from_slice(&data);
+                    let mut sizes =
+                        serde_json::Deserializer::from_slice(&resizes).into_iter::<TerminalSize>();
+                    let mut used = 0;
+                    loop {
+                        match sizes.next() {
+                            Some(Ok(size)) => {
+                                used = sizes.byte_offset();
+                                if let Some(c) = &client {
+                                    c.resize(size);
+                                }
+                            }
+                            // Not a size at all: drop what we have.
+                            Some(Err(err)) if !err.is_eof() => {
+                                used = resizes.len();
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    resizes.drain(..used);
+                } else if !stdin_ended
                     && !data.is_empty()
                     && let Some(tx) = client.as_mut().and_then(|c| c.stdin.as_ref())
                     && tx.send(Bytes::from(data)).await.is_err()
                 {
                     stdin_ended = true;
                 }
-                if fin {
+                if fin && role == Some(Role::Stdin) {
                     stdin_ended = true;
                     if let Some(c) = client.as_mut() {
                         c.stdin = None;

@@ -57,13 +57,23 @@ pub struct ExecRequest {
 
 /// The client's side of an exec, for the node: stdin as it arrives (the channel closes when
 /// the client ends stdin), stdout and stderr to send, and `gone`, which resolves when the
-/// client went away (the process should then be killed).
+/// client went away (the process should then be killed). With `tty`, stdout carries the
+/// terminal's output, there is no stderr, and `resize` the client's window sizes.
 #[derive(Debug)]
 pub struct ExecIo {
     pub stdin: Option<mpsc::Receiver<Bytes>>,
     pub stdout: Option<mpsc::Sender<Bytes>>,
     pub stderr: Option<mpsc::Sender<Bytes>>,
+    pub resize: Option<mpsc::Receiver<TerminalSize>>,
     pub gone: oneshot::Receiver<()>,
+}
+
+/// A terminal's size as the resize channel carries it (`{"Width":80,"Height":24}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TerminalSize {
+    pub width: u16,
+    pub height: u16,
 }
 
 /// What the node serves for the API server (the kubelet's streaming endpoints). Errors are
@@ -298,6 +308,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 /// `GET`/`POST pods/{name}/exec`: checks, then the WebSocket upgrade and the session.
@@ -328,11 +339,6 @@ pub async fn exec(
     if !(request.stdin || request.stdout || request.stderr) {
         return Err(ApiError::bad_request(
             "you must specify at least 1 of stdin, stdout, stderr",
-        ));
-    }
-    if request.tty {
-        return Err(ApiError::bad_request(
-            "tty is not supported by this node yet: run kubectl exec without -t",
         ));
     }
     require_node(&pod)?;
@@ -472,8 +478,20 @@ pub(crate) enum Channel {
 pub(crate) struct ClientInput {
     /// Stdin as it arrives (`None` without `stdin=true`); dropped when the client ends stdin.
     pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// The client's terminal sizes (`None` without `tty=true`).
+    pub resize: Option<mpsc::Sender<TerminalSize>>,
     /// Sent when the client went away (the process is then killed).
     pub gone: oneshot::Sender<()>,
+}
+
+impl ClientInput {
+    /// A size from the resize channel; one the node is slow to take is dropped rather than
+    /// holding up the client's input.
+    pub fn resize(&self, size: TerminalSize) {
+        if let Some(tx) = &self.resize {
+            let _ = tx.try_send(size);
+        }
+    }
 }
 
 /// Starts an exec, transport-neutral: the transport feeds [`ClientInput`] and writes what
@@ -488,16 +506,20 @@ pub(crate) fn start_exec(
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
     let (stdout_tx, mut stdout_rx) = mpsc::channel::<Bytes>(16);
     let (stderr_tx, mut stderr_rx) = mpsc::channel::<Bytes>(16);
+    let (resize_tx, resize_rx) = mpsc::channel::<TerminalSize>(4);
     let (gone_tx, gone_rx) = oneshot::channel();
     let (output_tx, output_rx) = mpsc::channel(16);
     let input = ClientInput {
         stdin: request.stdin.then_some(stdin_tx),
+        resize: request.tty.then_some(resize_tx),
         gone: gone_tx,
     };
     let exec_io = ExecIo {
         stdin: request.stdin.then_some(stdin_rx),
         stdout: request.stdout.then_some(stdout_tx),
-        stderr: request.stderr.then_some(stderr_tx),
+        // A terminal has one output.
+        stderr: (request.stderr && !request.tty).then_some(stderr_tx),
+        resize: request.tty.then_some(resize_rx),
         gone: gone_rx,
     };
     let command = request.command.clone();
@@ -547,7 +569,7 @@ async fn websocket_session<S>(
     let pongs = frames_tx.clone();
     let reader = tokio::spawn(async move {
         let mut reader = websocket::Reader::new(read_half);
-        let ClientInput { mut stdin, gone } = input;
+        let mut input = input;
         loop {
             let message = reader
                 .next(|p| {
@@ -557,20 +579,26 @@ async fn websocket_session<S>(
             match message {
                 Ok(Some(Message::Binary(data))) => match data.split_first() {
                     Some((&STDIN, rest)) if !rest.is_empty() => {
-                        if let Some(tx) = &stdin
+                        if let Some(tx) = &input.stdin
                             && tx.send(Bytes::copy_from_slice(rest)).await.is_err()
                         {
-                            stdin = None;
+                            input.stdin = None;
                         }
                     }
-                    Some((&CLOSE, [STDIN])) if v5 => stdin = None,
-                    // Resize (no tty yet), empty stdin writes, unknown channels.
+                    Some((&CLOSE, [STDIN])) if v5 => input.stdin = None,
+                    Some((&RESIZE, json)) => {
+                        if let Ok(size) = serde_json::from_slice(json) {
+                            input.resize(size);
+                        }
+                    }
+                    // Empty stdin writes, unknown channels.
                     _ => {}
                 },
                 Ok(Some(Message::Text(_))) => {}
                 Ok(Some(Message::Close(_)) | None) | Err(_) => break,
             }
         }
+        let ClientInput { stdin, gone, .. } = input;
         drop(stdin);
         let _ = gone.send(());
     });

@@ -97,6 +97,52 @@ fn exec_and_logs_through_kubectl() {
         assert_eq!(out.stdout.len(), 200 * 1024, "{kubectl}");
         assert!(out.stdout.iter().all(|b| *b == 0), "{kubectl}");
 
+        // -it: a terminal (kubectl needs one too: `script` gives it a pty).
+        let command = server.kubectl_command(
+            kubectl,
+            &[
+                "exec",
+                "-it",
+                "shell",
+                "-c",
+                "side",
+                "--",
+                "sh",
+                "-c",
+                "test -t 0 && echo is-a-tty; read line; echo got-$line; exit 4",
+            ],
+        );
+        let line = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]);
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                script.env(key, value);
+            }
+        }
+        let mut child = script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut input, b"typed\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(input);
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("is-a-tty"),
+            "{kubectl}: {shown:?} {}",
+            text(&out.stderr)
+        );
+        assert!(shown.contains("got-typed"), "{kubectl}: {shown:?}");
+        assert_eq!(out.status.code(), Some(4), "{kubectl}: {shown:?}");
+
         let out = server.run_kubectl(
             kubectl,
             &["exec", "shell", "-c", "nope", "--", "true"],
