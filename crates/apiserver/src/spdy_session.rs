@@ -516,6 +516,27 @@ mod tests {
         }
     }
 
+    /// Writes the first two terminal sizes it is given to stdout, exits 0.
+    #[derive(Debug)]
+    struct Sizes;
+
+    impl PodStreams for Sizes {
+        fn logs(&self, _: Pod, _: LogRequest) -> BoxFuture<'static, ApiResult<LogStream>> {
+            unreachable!("exec only")
+        }
+        fn exec(&self, _: Pod, _: ExecRequest, io: ExecIo) -> BoxFuture<'static, ApiResult<i32>> {
+            Box::pin(async move {
+                let mut resize = io.resize.unwrap();
+                for _ in 0..2 {
+                    let size = resize.recv().await.unwrap();
+                    let text = format!("{}x{};", size.width, size.height);
+                    io.stdout.as_ref().unwrap().send(text.into()).await.unwrap();
+                }
+                Ok(0)
+            })
+        }
+    }
+
     struct Client {
         io: DuplexStream,
         codec: Codec,
@@ -550,7 +571,6 @@ mod tests {
     }
 
     fn start(extra: usize, stdin: bool) -> Client {
-        let (ours, theirs) = tokio::io::duplex(1 << 20);
         let request = ExecRequest {
             container: "c".into(),
             command: vec!["cat".into()],
@@ -558,12 +578,12 @@ mod tests {
             stdout: true,
             ..ExecRequest::default()
         };
-        tokio::spawn(session(
-            ours,
-            Arc::new(Echo { extra }),
-            Pod::default(),
-            request,
-        ));
+        start_with(Arc::new(Echo { extra }), request)
+    }
+
+    fn start_with(streams: Arc<dyn PodStreams>, request: ExecRequest) -> Client {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        tokio::spawn(session(ours, streams, Pod::default(), request));
         Client {
             io: theirs,
             codec: Codec::new(),
@@ -715,5 +735,38 @@ mod tests {
         let (data, fins, _) = until_goaway(&mut client).await;
         assert_eq!(received + data[&3].len(), 100 * 1024);
         assert!(fins.contains(&3));
+    }
+
+    #[tokio::test]
+    async fn terminal_sizes_come_from_the_resize_stream_even_when_split() {
+        let request = ExecRequest {
+            container: "c".into(),
+            command: vec!["sh".into()],
+            stdout: true,
+            stderr: true,
+            tty: true,
+            ..ExecRequest::default()
+        };
+        let mut client = start_with(Arc::new(Sizes), request);
+        // With a terminal there is no stderr stream: these three are all it takes.
+        client.open(1, "error").await;
+        client.open(3, "stdout").await;
+        client.open(5, "resize").await;
+        for piece in [
+            &br#"{"Width":80,"He"#[..],
+            br#"ight":24}{"Width":100,"Height":30}"#,
+        ] {
+            client
+                .send(Frame::Data {
+                    stream_id: 5,
+                    fin: false,
+                    data: piece.to_vec(),
+                })
+                .await;
+        }
+        let (data, _, _) = until_goaway(&mut client).await;
+        assert_eq!(data[&3], b"80x24;100x30;");
+        let status: serde_json::Value = serde_json::from_slice(&data[&1]).unwrap();
+        assert_eq!(status["status"], "Success");
     }
 }
