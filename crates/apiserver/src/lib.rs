@@ -27,6 +27,7 @@
 //! | [`errors`] | `Status` errors |
 //! | [`streams`] | `pods/log` and `pods/exec`, served by the node through [`streams::PodStreams`] |
 //! | [`websocket`] | the WebSocket handshake and framing for exec |
+//! | [`spdy`], [`spdy_session`] | SPDY/3.1 framing and the exec session over it (kubectl < 1.30) |
 
 pub mod admission;
 pub mod auth;
@@ -41,6 +42,8 @@ pub mod resources;
 pub mod routes;
 pub mod selectors;
 pub mod server;
+pub mod spdy;
+pub mod spdy_session;
 pub mod streams;
 pub mod table;
 pub mod tls;

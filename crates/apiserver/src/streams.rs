@@ -6,7 +6,9 @@
 //! Exec speaks the WebSocket channel protocols `v5.channel.k8s.io` (kubectl >= 1.30) and
 //! `v4.channel.k8s.io`: every binary message starts with its channel (0 stdin, 1 stdout,
 //! 2 stderr, 3 error: one `Status` at the end, 4 resize; v5 adds 255: `[255, n]` closes
-//! channel n, which is how the client ends stdin).
+//! channel n, which is how the client ends stdin). Older kubectl upgrade to SPDY/3.1 with
+//! `v4.channel.k8s.io` instead ([`crate::spdy_session`]). Both transports run the same
+//! session (`start_exec`): they only frame what it takes in and gives out.
 
 use std::fmt;
 use std::pin::Pin;
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::errors::{ApiError, ApiResult};
+use crate::spdy_session;
 use crate::websocket::{self, Message, Outgoing};
 
 /// The log bytes as they come (chunked to the client).
@@ -54,13 +57,23 @@ pub struct ExecRequest {
 
 /// The client's side of an exec, for the node: stdin as it arrives (the channel closes when
 /// the client ends stdin), stdout and stderr to send, and `gone`, which resolves when the
-/// client went away (the process should then be killed).
+/// client went away (the process should then be killed). With `tty`, stdout carries the
+/// terminal's output, there is no stderr, and `resize` the client's window sizes.
 #[derive(Debug)]
 pub struct ExecIo {
     pub stdin: Option<mpsc::Receiver<Bytes>>,
     pub stdout: Option<mpsc::Sender<Bytes>>,
     pub stderr: Option<mpsc::Sender<Bytes>>,
+    pub resize: Option<mpsc::Receiver<TerminalSize>>,
     pub gone: oneshot::Receiver<()>,
+}
+
+/// A terminal's size as the resize channel carries it (`{"Width":80,"Height":24}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TerminalSize {
+    pub width: u16,
+    pub height: u16,
 }
 
 /// What the node serves for the API server (the kubelet's streaming endpoints). Errors are
@@ -295,6 +308,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 /// `GET`/`POST pods/{name}/exec`: checks, then the WebSocket upgrade and the session.
@@ -327,11 +341,6 @@ pub async fn exec(
             "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
-    if request.tty {
-        return Err(ApiError::bad_request(
-            "tty is not supported by this node yet: run kubectl exec without -t",
-        ));
-    }
     require_node(&pod)?;
     if let Some(phase @ ("Succeeded" | "Failed")) =
         pod.status.as_ref().and_then(|s| s.phase.as_deref())
@@ -341,13 +350,18 @@ pub async fn exec(
         )));
     }
     let headers = req.headers();
-    let is_websocket = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_websocket {
+    let upgrade_to = |protocol: &str| {
+        headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(protocol))
+    };
+    if upgrade_to("SPDY/3.1") {
+        return spdy_upgrade(streams, pod, request, req);
+    }
+    if !upgrade_to("websocket") {
         return Err(ApiError::bad_request(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io, kubectl >= 1.30); SPDY is not supported",
+            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io) or a SPDY/3.1 upgrade (v4.channel.k8s.io)",
         ));
     }
     let key = headers
@@ -372,7 +386,7 @@ pub async fn exec(
         match upgrade.await {
             Ok(upgraded) => {
                 let io = hyper_util::rt::TokioIo::new(upgraded);
-                session(io, v5, streams, pod, request).await;
+                websocket_session(io, v5, streams, pod, request).await;
             }
             Err(err) => tracing::debug!(pod = %pod_name, error = %err, "exec upgrade"),
         }
@@ -386,6 +400,49 @@ pub async fn exec(
         HeaderValue::from_str(&accept).map_err(ApiError::internal)?,
     );
     h.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
+    Ok(resp)
+}
+
+/// The SPDY/3.1 upgrade (kubectl < 1.30): the remote-command protocol the client offers in its
+/// `X-Stream-Protocol-Version` headers, then the session on the upgraded connection.
+fn spdy_upgrade(
+    streams: Option<Arc<dyn PodStreams>>,
+    pod: Pod,
+    request: ExecRequest,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let offered: Vec<&str> = req
+        .headers()
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let protocol = websocket::choose_protocol(&offered, &spdy_session::PROTOCOLS).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "none of the offered stream protocols {offered:?} is supported over SPDY: use one of {:?}",
+            spdy_session::PROTOCOLS
+        ))
+    })?;
+    let streams = streams.ok_or_else(not_connected)?;
+    let upgrade = hyper::upgrade::on(&mut req);
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                spdy_session::session(io, streams, pod, request).await;
+            }
+            Err(err) => tracing::debug!(pod = %pod_name, error = %err, "exec upgrade"),
+        }
+    });
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    h.insert(
+        "x-stream-protocol-version",
+        HeaderValue::from_static(protocol),
+    );
     Ok(resp)
 }
 
@@ -407,29 +464,112 @@ pub fn exit_status(result: &ApiResult<i32>, command: &[String]) -> Value {
     }
 }
 
-/// One exec over an upgraded connection: client messages feed stdin, the process's output
+/// Where a piece of an exec's output goes, whatever the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    Stdout,
+    Stderr,
+    /// The final `Status` (v4 and v5).
+    Error,
+}
+
+/// The client's side of a running exec, for its transport to feed.
+#[derive(Debug)]
+pub(crate) struct ClientInput {
+    /// Stdin as it arrives (`None` without `stdin=true`); dropped when the client ends stdin.
+    pub stdin: Option<mpsc::Sender<Bytes>>,
+    /// The client's terminal sizes (`None` without `tty=true`).
+    pub resize: Option<mpsc::Sender<TerminalSize>>,
+    /// Sent when the client went away (the process is then killed).
+    pub gone: oneshot::Sender<()>,
+}
+
+impl ClientInput {
+    /// A size from the resize channel; one the node is slow to take is dropped rather than
+    /// holding up the client's input.
+    pub fn resize(&self, size: TerminalSize) {
+        if let Some(tx) = &self.resize {
+            let _ = tx.try_send(size);
+        }
+    }
+}
+
+/// Starts an exec, transport-neutral: the transport feeds [`ClientInput`] and writes what
+/// comes out of the receiver on the matching channel. Output comes until both streams are
+/// done (the node drops its senders when the process ends), then the `Status` on
+/// [`Channel::Error`]; then the receiver ends.
+pub(crate) fn start_exec(
+    streams: Arc<dyn PodStreams>,
+    pod: Pod,
+    request: ExecRequest,
+) -> (ClientInput, mpsc::Receiver<(Channel, Bytes)>) {
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
+    let (stdout_tx, mut stdout_rx) = mpsc::channel::<Bytes>(16);
+    let (stderr_tx, mut stderr_rx) = mpsc::channel::<Bytes>(16);
+    let (resize_tx, resize_rx) = mpsc::channel::<TerminalSize>(4);
+    let (gone_tx, gone_rx) = oneshot::channel();
+    let (output_tx, output_rx) = mpsc::channel(16);
+    let input = ClientInput {
+        stdin: request.stdin.then_some(stdin_tx),
+        resize: request.tty.then_some(resize_tx),
+        gone: gone_tx,
+    };
+    let exec_io = ExecIo {
+        stdin: request.stdin.then_some(stdin_rx),
+        stdout: request.stdout.then_some(stdout_tx),
+        // A terminal has one output.
+        stderr: (request.stderr && !request.tty).then_some(stderr_tx),
+        resize: request.tty.then_some(resize_rx),
+        gone: gone_rx,
+    };
+    let command = request.command.clone();
+    let exec = tokio::spawn(streams.exec(pod, request, exec_io));
+    tokio::spawn(async move {
+        let (mut out_open, mut err_open) = (true, true);
+        while out_open || err_open {
+            let piece = tokio::select! {
+                data = stdout_rx.recv(), if out_open => match data {
+                    Some(d) => (Channel::Stdout, d),
+                    None => { out_open = false; continue; }
+                },
+                data = stderr_rx.recv(), if err_open => match data {
+                    Some(d) => (Channel::Stderr, d),
+                    None => { err_open = false; continue; }
+                },
+            };
+            if output_tx.send(piece).await.is_err() {
+                break;
+            }
+        }
+        let result = match exec.await {
+            Ok(result) => result,
+            Err(err) => Err(ApiError::internal(format!("exec: {err}"))),
+        };
+        let status = serde_json::to_vec(&exit_status(&result, &command)).unwrap_or_default();
+        let _ = output_tx.send((Channel::Error, Bytes::from(status))).await;
+    });
+    (input, output_rx)
+}
+
+/// One exec over an upgraded WebSocket connection: client messages feed stdin, the output
 /// goes out on its channels, then the Status on the error channel and a close frame.
-async fn session<S>(io: S, v5: bool, streams: Arc<dyn PodStreams>, pod: Pod, request: ExecRequest)
-where
+async fn websocket_session<S>(
+    io: S,
+    v5: bool,
+    streams: Arc<dyn PodStreams>,
+    pod: Pod,
+    request: ExecRequest,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (read_half, mut write_half) = tokio::io::split(io);
     let (frames_tx, mut frames_rx) = mpsc::channel::<Outgoing>(64);
-    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
-    let (stdout_tx, mut stdout_rx) = mpsc::channel::<Bytes>(16);
-    let (stderr_tx, mut stderr_rx) = mpsc::channel::<Bytes>(16);
-    let (gone_tx, gone_rx) = oneshot::channel();
-    let exec_io = ExecIo {
-        stdin: request.stdin.then_some(stdin_rx),
-        stdout: request.stdout.then_some(stdout_tx),
-        stderr: request.stderr.then_some(stderr_tx),
-        gone: gone_rx,
-    };
+    let (input, mut output) = start_exec(streams, pod, request);
     // Client → stdin; the client's close (or a dropped connection) means it is gone.
     let pongs = frames_tx.clone();
     let reader = tokio::spawn(async move {
         let mut reader = websocket::Reader::new(read_half);
-        let mut stdin = Some(stdin_tx);
+        let mut input = input;
         loop {
             let message = reader
                 .next(|p| {
@@ -439,25 +579,29 @@ where
             match message {
                 Ok(Some(Message::Binary(data))) => match data.split_first() {
                     Some((&STDIN, rest)) if !rest.is_empty() => {
-                        if let Some(tx) = &stdin
+                        if let Some(tx) = &input.stdin
                             && tx.send(Bytes::copy_from_slice(rest)).await.is_err()
                         {
-                            stdin = None;
+                            input.stdin = None;
                         }
                     }
-                    Some((&CLOSE, [STDIN])) if v5 => stdin = None,
-                    // Resize (no tty yet), empty stdin writes, unknown channels.
+                    Some((&CLOSE, [STDIN])) if v5 => input.stdin = None,
+                    Some((&RESIZE, json)) => {
+                        if let Ok(size) = serde_json::from_slice(json) {
+                            input.resize(size);
+                        }
+                    }
+                    // Empty stdin writes, unknown channels.
                     _ => {}
                 },
                 Ok(Some(Message::Text(_))) => {}
                 Ok(Some(Message::Close(_)) | None) | Err(_) => break,
             }
         }
+        let ClientInput { stdin, gone, .. } = input;
         drop(stdin);
-        let _ = gone_tx.send(());
+        let _ = gone.send(());
     });
-    let command = request.command.clone();
-    let exec = tokio::spawn(streams.exec(pod, request, exec_io));
     let writer = tokio::spawn(async move {
         while let Some(frame) = frames_rx.recv().await {
             let close = matches!(frame, Outgoing::Close(_));
@@ -468,35 +612,19 @@ where
         use tokio::io::AsyncWriteExt as _;
         let _ = write_half.shutdown().await;
     });
-    let channel_frame = |channel: u8, data: &[u8]| {
+    while let Some((channel, data)) = output.recv().await {
+        let channel = match channel {
+            Channel::Stdout => STDOUT,
+            Channel::Stderr => STDERR,
+            Channel::Error => ERROR,
+        };
         let mut payload = Vec::with_capacity(data.len() + 1);
         payload.push(channel);
-        payload.extend_from_slice(data);
-        Outgoing::Binary(payload)
-    };
-    // Output until both streams are done (the node drops its senders when the process ends).
-    let (mut out_open, mut err_open) = (true, true);
-    while out_open || err_open {
-        let (channel, data) = tokio::select! {
-            data = stdout_rx.recv(), if out_open => match data {
-                Some(d) => (STDOUT, d),
-                None => { out_open = false; continue; }
-            },
-            data = stderr_rx.recv(), if err_open => match data {
-                Some(d) => (STDERR, d),
-                None => { err_open = false; continue; }
-            },
-        };
-        if frames_tx.send(channel_frame(channel, &data)).await.is_err() {
+        payload.extend_from_slice(&data);
+        if frames_tx.send(Outgoing::Binary(payload)).await.is_err() {
             break;
         }
     }
-    let result = match exec.await {
-        Ok(result) => result,
-        Err(err) => Err(ApiError::internal(format!("exec: {err}"))),
-    };
-    let status = serde_json::to_vec(&exit_status(&result, &command)).unwrap_or_default();
-    let _ = frames_tx.send(channel_frame(ERROR, &status)).await;
     let _ = frames_tx.send(Outgoing::Close(1000)).await;
     drop(frames_tx);
     let _ = writer.await;

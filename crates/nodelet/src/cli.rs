@@ -64,6 +64,12 @@ pub enum Command {
     /// PID 1 of a pod's shared PID namespace, started by nodelet itself: sleeps and reaps.
     #[command(hide = true)]
     Pause,
+    /// Runs a detached `runtime exec` (`kubectl exec -t`) and exits with its process's code.
+    #[command(hide = true)]
+    ExecReaper {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -84,5 +90,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => crate::agent::run(args, &config, &cli.root_dir),
         Command::Shim { args } => Ok(ExitCode::from(nodelet_runtime::shim::main(args))),
         Command::Pause => Ok(ExitCode::from(nodelet_runtime::pause::main())),
+        Command::ExecReaper { args } => {
+            Ok(ExitCode::from(nodelet_runtime::exec_reaper::main(args)))
+        }
     }
 }

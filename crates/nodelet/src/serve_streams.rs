@@ -234,12 +234,14 @@ impl PodStreams for NodeStreams {
                 stdin,
                 stdout,
                 stderr,
+                resize,
                 gone,
             } = io;
             let streams = ExecStreams {
                 stdin: stdin.is_some(),
                 stdout: stdout.is_some(),
                 stderr: stderr.is_some(),
+                tty: request.tty,
             };
             let names = names(&pod);
             let command = request.command.clone();
@@ -264,7 +266,24 @@ impl PodStreams for NodeStreams {
                     killer.kill();
                 }
             });
-            if let (Some(mut rx), Some(mut pipe)) = (stdin, session.stdin.take()) {
+            // A terminal is the process's stdin and stdout in one.
+            let terminal = session.terminal.take();
+            let clone = |t: &nodelet_runtime::oci_runtime::Terminal| t.try_clone().ok();
+            let input = match &terminal {
+                Some(t) => clone(t).map(|f| Box::new(f) as Box<dyn Write + Send>),
+                None => session
+                    .stdin
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Write + Send>),
+            };
+            let output = match &terminal {
+                Some(t) => clone(t).map(|f| Box::new(f) as Box<dyn Read + Send>),
+                None => session
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            };
+            if let (Some(mut rx), Some(mut pipe)) = (stdin, input) {
                 std::thread::spawn(move || {
                     while let Some(data) = rx.blocking_recv() {
                         if pipe.write_all(&data).is_err() {
@@ -273,14 +292,15 @@ impl PodStreams for NodeStreams {
                     }
                 });
             }
+            if let (Some(mut rx), Some(terminal)) = (resize, terminal) {
+                std::thread::spawn(move || {
+                    while let Some(size) = rx.blocking_recv() {
+                        let _ = terminal.resize(size.width, size.height);
+                    }
+                });
+            }
             let pumps: Vec<_> = [
-                (
-                    session
-                        .stdout
-                        .take()
-                        .map(|p| Box::new(p) as Box<dyn Read + Send>),
-                    stdout,
-                ),
+                (output, stdout),
                 (
                     session
                         .stderr

@@ -1,5 +1,6 @@
 //! `kubectl exec` and `kubectl logs` through `nodelet serve`, with the real kubectl 1.32 and
-//! 1.33 (WebSocket, v5.channel.k8s.io) against a real pod under runc.
+//! 1.33 (WebSocket, v5.channel.k8s.io) and 1.20 (SPDY/3.1, v4.channel.k8s.io) against a real
+//! pod under runc.
 //!
 //! The logs are what the container writes, kept by its shim in the CRI file serve reads
 //! (`{log_dir}/<ns>_<pod>_<uid>/<container>/<restart>.log`).
@@ -37,7 +38,10 @@ fn exec_and_logs_through_kubectl() {
         |out| out == "Running",
     );
 
-    for kubectl in [KUBECTL, KUBECTL_1_32] {
+    let kubectl_1_20 = std::path::Path::new(KUBECTL_1_20)
+        .exists()
+        .then_some(KUBECTL_1_20);
+    for kubectl in [KUBECTL, KUBECTL_1_32].into_iter().chain(kubectl_1_20) {
         let out = server.run_kubectl(
             kubectl,
             &[
@@ -74,6 +78,71 @@ fn exec_and_logs_through_kubectl() {
         assert!(out.status.success(), "{kubectl}: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "hi\nthere\n", "{kubectl}");
 
+        // More than one flow-control window (64 KiB) of output.
+        let out = server.run_kubectl(
+            kubectl,
+            &[
+                "exec",
+                "shell",
+                "-c",
+                "side",
+                "--",
+                "sh",
+                "-c",
+                "dd if=/dev/zero bs=1024 count=200 2>/dev/null",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{kubectl}: {}", text(&out.stderr));
+        assert_eq!(out.stdout.len(), 200 * 1024, "{kubectl}");
+        assert!(out.stdout.iter().all(|b| *b == 0), "{kubectl}");
+
+        // -it: a terminal (kubectl needs one too: `script` gives it a pty).
+        let command = server.kubectl_command(
+            kubectl,
+            &[
+                "exec",
+                "-it",
+                "shell",
+                "-c",
+                "side",
+                "--",
+                "sh",
+                "-c",
+                "test -t 0 && echo is-a-tty; read line; echo got-$line; exit 4",
+            ],
+        );
+        let line = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]);
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                script.env(key, value);
+            }
+        }
+        let mut child = script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut input, b"typed\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(input);
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("is-a-tty"),
+            "{kubectl}: {shown:?} {}",
+            text(&out.stderr)
+        );
+        assert!(shown.contains("got-typed"), "{kubectl}: {shown:?}");
+        assert_eq!(out.status.code(), Some(4), "{kubectl}: {shown:?}");
+
         let out = server.run_kubectl(
             kubectl,
             &["exec", "shell", "-c", "nope", "--", "true"],
@@ -98,17 +167,6 @@ fn exec_and_logs_through_kubectl() {
             text(&out.stderr)
         );
     }
-    if std::path::Path::new(KUBECTL_1_20).exists() {
-        // SPDY is not served: kubectl 1.20 gets a clear refusal.
-        let out = server.run_kubectl(
-            KUBECTL_1_20,
-            &["exec", "shell", "-c", "main", "--", "true"],
-            None,
-        );
-        assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("SPDY"), "{}", text(&out.stderr));
-    }
-
     // Logs: what the container wrote, from the CRI file its shim keeps.
     server.wait_for(30, &["logs", "shell", "-c", "main"], |out| {
         out == "one\ntwo\nthree\n"

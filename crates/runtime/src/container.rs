@@ -327,13 +327,15 @@ impl Container {
     }
 
     /// Starts `args` in the running container as [`exec`](Self::exec) does, with pipes for
-    /// `streams`, for the caller to stream (`kubectl exec`); no deadline.
+    /// `streams` (or a terminal with `tty`), for the caller to stream (`kubectl exec`); no
+    /// deadline.
     pub fn spawn_exec(
         &self,
         args: &[String],
         streams: ExecStreams,
     ) -> Result<ExecSession, ContainerError> {
-        let process = self.exec_spec(args)?;
+        let mut process = self.exec_spec(args)?;
+        process.terminal = streams.tty;
         Ok(self
             .runtime
             .spawn_exec(&self.id, &process, self.bundle.dir(), streams)?)

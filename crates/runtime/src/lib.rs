@@ -28,6 +28,7 @@ pub mod bundle;
 pub mod cni;
 pub mod command;
 pub mod container;
+pub mod exec_reaper;
 pub mod handlers;
 pub mod logs;
 pub mod oci;

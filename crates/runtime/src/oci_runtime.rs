@@ -105,12 +105,34 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
-/// Which of an exec'd process's standard streams are pipes to the caller.
+/// Which of an exec'd process's standard streams are pipes to the caller; with `tty` the
+/// process gets a terminal instead ([`ExecSession::terminal`]: stdin, stdout and stderr in
+/// one, so the three flags are ignored).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecStreams {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    pub tty: bool,
+}
+
+/// The pty master of an exec with a terminal: what is written is the process's input, what
+/// is read its output (reads fail with `EIO` once the process and its children are gone).
+#[derive(Debug)]
+pub struct Terminal {
+    master: std::fs::File,
+}
+
+impl Terminal {
+    /// A handle to read the output from (and another to write input to), for separate threads.
+    pub fn try_clone(&self) -> std::io::Result<std::fs::File> {
+        self.master.try_clone()
+    }
+
+    /// The terminal's window size (the process sees `SIGWINCH`).
+    pub fn resize(&self, columns: u16, rows: u16) -> std::io::Result<()> {
+        nodelet_sys::terminal::set_window_size(&self.master, columns, rows)
+    }
 }
 
 /// The files of one `exec` invocation, in the container's bundle.
@@ -149,6 +171,8 @@ pub struct ExecSession {
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
+    /// With [`ExecStreams::tty`]: the process's terminal.
+    pub terminal: Option<Terminal>,
     child: Child,
     files: ExecFiles,
     invocation: Invocation,
@@ -173,6 +197,7 @@ impl ExecSession {
     /// signal ended it), or the runtime's error when it could not run it (no such command).
     pub fn wait(mut self) -> Result<i32, RuntimeError> {
         drop(self.stdin.take());
+        drop(self.terminal.take());
         let status = self.child.wait().map_err(|source| RuntimeError::Io {
             handler: self.invocation.handler.clone(),
             id: self.invocation.id.clone(),
@@ -360,7 +385,7 @@ impl OciRuntime {
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
         let invocation = Invocation::new(self, "exec", Some(id));
-        let (mut command, files) = self.exec_command(id, process, scratch)?;
+        let (mut command, files) = self.exec_command(id, process, scratch, &[])?;
         command.stdin(Stdio::null());
         let result = invocation.spawn(command, true).and_then(|mut running| {
             match invocation.wait(&mut running, timeout)? {
@@ -399,9 +424,43 @@ impl OciRuntime {
         streams: ExecStreams,
     ) -> Result<ExecSession, RuntimeError> {
         let invocation = Invocation::new(self, "exec", Some(id));
-        let (mut command, files) = self.exec_command(id, process, scratch)?;
+        let console = if streams.tty {
+            Some(ConsoleSocket::bind().map_err(|source| RuntimeError::Io {
+                handler: self.handler.clone(),
+                id: Some(id.to_string()),
+                what: "creating a console socket".into(),
+                source,
+            })?)
+        } else {
+            None
+        };
+        // A console socket needs a detached exec, whose process the reaper collects.
+        let console_args: Vec<&OsStr> = match &console {
+            Some(console) => vec![
+                "--detach".as_ref(),
+                "--tty".as_ref(),
+                "--console-socket".as_ref(),
+                console.path.as_os_str(),
+            ],
+            None => Vec::new(),
+        };
+        let (mut command, files) = self.exec_command(id, process, scratch, &console_args)?;
+        if console.is_some() {
+            command = match crate::exec_reaper::program() {
+                Ok(reaper) => self.wrapped(&reaper, command)?,
+                Err(source) => {
+                    files.finish();
+                    return Err(RuntimeError::Io {
+                        handler: self.handler.clone(),
+                        id: Some(id.to_string()),
+                        what: "finding our own binary for the exec reaper".into(),
+                        source,
+                    });
+                }
+            };
+        }
         let pipe = |wanted: bool| {
-            if wanted {
+            if wanted && !streams.tty {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -422,10 +481,30 @@ impl OciRuntime {
                 });
             }
         };
+        let terminal = match console.map(|c| c.receive(&mut child)) {
+            None => None,
+            Some(Ok(Some(master))) => Some(Terminal {
+                master: master.into(),
+            }),
+            // The runtime ended without sending a terminal: its error tells why.
+            Some(Ok(None)) => None,
+            Some(Err(source)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                files.finish();
+                return Err(RuntimeError::Io {
+                    handler: self.handler.clone(),
+                    id: Some(id.to_string()),
+                    what: "receiving the exec's terminal".into(),
+                    source,
+                });
+            }
+        };
         Ok(ExecSession {
             stdin: child.stdin.take(),
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
+            terminal,
             child,
             files,
             invocation,
@@ -438,6 +517,7 @@ impl OciRuntime {
         id: &str,
         process: &oci::Process,
         scratch: &Path,
+        extra_args: &[&OsStr],
     ) -> Result<(Command, ExecFiles), RuntimeError> {
         validate_container_id(id)?;
         let process_file = unique_path(scratch, "exec", "json");
@@ -459,14 +539,15 @@ impl OciRuntime {
             .map_err(|e| io("encoding process.json".into())(std::io::Error::other(e)))?;
         std::fs::write(&files.process_file, json)
             .map_err(io(format!("writing {}", files.process_file.display())))?;
-        let args: Vec<&OsStr> = vec![
+        let mut args: Vec<&OsStr> = vec![
             "exec".as_ref(),
             "--process".as_ref(),
             files.process_file.as_os_str(),
             "--pid-file".as_ref(),
             files.pid_file.as_os_str(),
-            id.as_ref(),
         ];
+        args.extend_from_slice(extra_args);
+        args.push(id.as_ref());
         match self.command(Some(&files.log), &args) {
             Ok(command) => Ok((command, files)),
             Err(err) => {
@@ -474,6 +555,17 @@ impl OciRuntime {
                 Err(err)
             }
         }
+    }
+
+    /// `command` run by `reaper exec-reaper` (see [`crate::exec_reaper`]).
+    fn wrapped(&self, reaper: &Path, command: Command) -> Result<Command, RuntimeError> {
+        let mut wrapped = Command::new(reaper);
+        wrapped
+            .arg(crate::exec_reaper::SUBCOMMAND)
+            .arg(command.get_program())
+            .args(command.get_args());
+        self.hide_cgroup2(&mut wrapped)?;
+        Ok(wrapped)
     }
 
     /// `<binary> <runtime_args> [--root R] [--log L --log-format json] <args>`, in a mount
@@ -488,8 +580,13 @@ impl OciRuntime {
             command.arg("--log").arg(log).args(["--log-format", "json"]);
         }
         command.args(args);
+        self.hide_cgroup2(&mut command)?;
+        Ok(command)
+    }
+
+    fn hide_cgroup2(&self, command: &mut Command) -> Result<(), RuntimeError> {
         if let Some(mount) = &self.hidden_cgroup2 {
-            nodelet_sys::mount::hide_mount_from_child(&mut command, mount).map_err(|source| {
+            nodelet_sys::mount::hide_mount_from_child(command, mount).map_err(|source| {
                 RuntimeError::Io {
                     handler: self.handler.clone(),
                     id: None,
@@ -498,7 +595,7 @@ impl OciRuntime {
                 }
             })?;
         }
-        Ok(command)
+        Ok(())
     }
 
     /// Runs a command whose stdio is ours; non-zero exit is [`RuntimeError::Failed`] with
@@ -714,6 +811,53 @@ fn unique_path(dir: &Path, stem: &str, extension: &str) -> PathBuf {
     let mut name = OsString::from(format!(".{stem}-{}-{n}.", std::process::id()));
     name.push(extension);
     dir.join(name)
+}
+
+/// The socket an OCI runtime sends an exec's pty master to (`--console-socket`). In the
+/// temporary directory: a bundle's path may be longer than a socket path can be.
+struct ConsoleSocket {
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ConsoleSocket {
+    fn bind() -> std::io::Result<ConsoleSocket> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "nodelet-console-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        listener.set_nonblocking(true)?;
+        Ok(ConsoleSocket { path, listener })
+    }
+
+    /// The pty master, once the runtime connects and sends it; `None` when the runtime ended
+    /// first (it could not start the process).
+    fn receive(self, runtime: &mut Child) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    if runtime.try_wait()?.is_some() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        nodelet_sys::terminal::receive_fd(&stream).map(Some)
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 #[cfg(test)]

@@ -316,6 +316,7 @@ fn streaming_exec_pipes_stdin_through_and_reports_the_exit_code() {
             stdin: true,
             stdout: true,
             stderr: true,
+            tty: false,
         };
         let mut session = launched.container.spawn_exec(&args, streams).unwrap();
         let mut stdin = session.stdin.take().unwrap();

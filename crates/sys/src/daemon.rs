@@ -158,6 +158,27 @@ pub fn reap_exited_children() -> Vec<(u32, ExitStatus)> {
     }
 }
 
+/// Waits for the next child (or, for a child subreaper, re-parented orphan) to end: its pid
+/// and how it ended; `Ok(None)` when there is no child left to wait for. The same caveat as
+/// [`reap_exited_children`] about `std::process::Child`.
+pub fn wait_for_any_child() -> io::Result<Option<(u32, ExitStatus)>> {
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, status))) => {
+                let ended = match (status.exit_status(), status.terminating_signal()) {
+                    (Some(code), _) if status.exited() => ExitStatus::Exited(code),
+                    (_, Some(signal)) => ExitStatus::Killed(signal),
+                    _ => continue,
+                };
+                return Ok(Some((pid.as_raw_nonzero().get().unsigned_abs(), ended)));
+            }
+            Ok(None) | Err(Errno::CHILD) => return Ok(None),
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
 /// Waits until at least one of `fds` is readable, has hung up or failed, or `timeout` has
 /// passed (`None`: without limit). Returns, per descriptor, whether it is ready; all `false`
 /// after a timeout or an interrupting signal.

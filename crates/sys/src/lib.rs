@@ -12,4 +12,5 @@ pub mod fs;
 pub mod mount;
 pub mod namespace;
 pub mod process;
+pub mod terminal;
 pub mod watch;
