@@ -54,14 +54,20 @@ pub struct NetworkSettings {
     pub plugin_timeout: Duration,
 }
 
+/// Where `host-local` keeps the addresses of nodelet's bridge network, host-wide.
+pub const DEFAULT_IPAM_DATA_DIR: &str = "/var/lib/nodelet/cni/ipam";
+
 impl NetworkSettings {
     /// The defaults for a node whose state lives in `root_dir`: configuration in
-    /// `<root>/cni/net.d`, addresses in `<root>/cni/ipam`, plugins in `/usr/lib/cni`.
+    /// `<root>/cni/net.d`, plugins in `/usr/lib/cni`, and the addresses in use in
+    /// [`DEFAULT_IPAM_DATA_DIR`]: the bridge is the host's, so every nodelet on the host (one
+    /// per root dir, as tests run them) must draw from one record of its addresses, or two
+    /// pods get the same IP.
     pub fn under_root(root_dir: &Path) -> NetworkSettings {
         NetworkSettings {
             conf_dir: root_dir.join("cni").join("net.d"),
             bin_dir: DEFAULT_BIN_DIR.into(),
-            ipam_data_dir: root_dir.join("cni").join("ipam"),
+            ipam_data_dir: DEFAULT_IPAM_DATA_DIR.into(),
             pod_cidr: DEFAULT_POD_CIDR.into(),
             network_name: DEFAULT_NETWORK_NAME.into(),
             bridge: DEFAULT_BRIDGE.into(),

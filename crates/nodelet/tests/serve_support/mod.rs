@@ -249,6 +249,26 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Containers outlive a killed nodelet (by design): let the kubelet stop and remove
+        // whatever pods the test left (also when it failed midway), then kill the server.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self
+                .kubectl_command(
+                    KUBECTL,
+                    &[
+                        "delete",
+                        "pods",
+                        "--all",
+                        "--all-namespaces",
+                        "--grace-period=0",
+                        "--wait=true",
+                        "--timeout=30s",
+                    ],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
