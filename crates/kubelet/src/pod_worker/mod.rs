@@ -223,6 +223,25 @@ struct Slot {
     container_id: Option<String>,
 }
 
+impl Slot {
+    /// A container of the spec that has not started yet.
+    fn new(spec: Container, list: ContainerList) -> Slot {
+        Slot {
+            spec,
+            list,
+            starts: 0,
+            running: None,
+            last_exit: None,
+            back_off_reported: None,
+            waiting: None,
+            started_at: None,
+            previous_started_at: None,
+            image_id: None,
+            container_id: None,
+        }
+    }
+}
+
 /// How a container's last run ended (from its shim's `exit.json`), for restarts, the pod's
 /// outcome and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,19 +349,7 @@ impl PodWorker {
             (ContainerList::Regular, spec.containers),
         ] {
             for c in containers {
-                slots.push(Slot {
-                    spec: c,
-                    list,
-                    starts: 0,
-                    running: None,
-                    last_exit: None,
-                    back_off_reported: None,
-                    waiting: None,
-                    started_at: None,
-                    previous_started_at: None,
-                    image_id: None,
-                    container_id: None,
-                });
+                slots.push(Slot::new(c, list));
             }
         }
         let (tx, rx) = channel();
