@@ -372,6 +372,10 @@ impl std::error::Error for FieldErrors {}
 
 /// Go's `strconv.Quote` (`%q`): double quotes, `\"` and `\\`, the usual C escapes, `\x..` for
 /// other ASCII controls and `\u....` for non-printable runes; printable Unicode is kept.
+///
+/// `nodelet-image` has its own (`reference::go_quote`): the image crate carries no Kubernetes
+/// API types, so it does not depend on this crate. That copy also escapes non-ASCII
+/// whitespace, format and private-use characters, as Go does; this one keeps them.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -355,6 +355,9 @@ pub fn default_tag_failure_message(image: &str, error: &ImageNameError) -> Strin
 /// Non-ASCII characters are kept when printable. Go decides that from Unicode tables we do not
 /// carry; we treat control, non-ASCII whitespace, common format characters and private-use
 /// characters as unprintable, which only differs from Go for unassigned code points.
+///
+/// `nodelet_api::field_errors::go_quote` is the same for the API's messages; this crate keeps
+/// its own because it carries no Kubernetes API types and so does not depend on `nodelet-api`.
 pub(crate) fn go_quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
