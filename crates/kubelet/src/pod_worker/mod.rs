@@ -542,22 +542,16 @@ impl PodWorker {
         if self.sandbox.is_none()
             && let Err(message) = self.create_sandbox()
         {
-            if self.options.give_up_on_start_failure {
-                self.failure = Some(message);
-                return SyncResult::Done;
-            }
-            self.reporter.log(&message);
-            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
+            return self
+                .start_failed(message)
+                .map_or(SyncResult::Done, |retry| SyncResult::WaitUntil(Some(retry)));
         }
         if !self.pod_cgroup_ready
             && let Err(message) = self.create_pod_cgroup()
         {
-            if self.options.give_up_on_start_failure {
-                self.failure = Some(message);
-                return SyncResult::Done;
-            }
-            self.reporter.log(&message);
-            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
+            return self
+                .start_failed(message)
+                .map_or(SyncResult::Done, |retry| SyncResult::WaitUntil(Some(retry)));
         }
         let policy = RestartPolicy::of(&self.pod);
         let mut wake: Option<Instant> = None;
@@ -649,14 +643,21 @@ impl PodWorker {
                     "container {name} could not start: {}: {}",
                     failure.reason, failure.message
                 );
-                if self.options.give_up_on_start_failure {
-                    self.failure = Some(message);
-                    Err(())
-                } else {
-                    self.reporter.log(&message);
-                    Ok(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY))
-                }
+                self.start_failed(message).map(Some).ok_or(())
             }
+        }
+    }
+
+    /// A step of starting the pod failed: with `give_up_on_start_failure` the pod ends with
+    /// `message` (`None`); otherwise it is logged and the step is retried at the instant
+    /// returned.
+    fn start_failed(&mut self, message: String) -> Option<Instant> {
+        if self.options.give_up_on_start_failure {
+            self.failure = Some(message);
+            None
+        } else {
+            self.reporter.log(&message);
+            Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY)
         }
     }
 
