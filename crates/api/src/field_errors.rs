@@ -302,6 +302,11 @@ impl FieldErrors {
         self.0.iter()
     }
 
+    /// Each error's text, in order (repeats kept, unlike [`FieldErrors::aggregate`]).
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
     /// The aggregate text: one error bare, several as `[e1, e2]`, repeated texts once.
     /// `None` when empty.
     pub fn aggregate(&self) -> Option<String> {
