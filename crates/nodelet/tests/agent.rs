@@ -58,19 +58,11 @@ impl Node {
     }
 
     fn start(&self, with_flag: bool) -> Running {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_nodelet"));
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--root-dir")
-            .arg(self.root.path().join("state"))
-            .arg("agent");
+        let mut command = run_support::nodelet(&self.config, self.root.path());
+        command.arg("agent");
         if with_flag {
             command.arg("--pod-manifest-path").arg(&self.manifests);
         }
-        command
-            .current_dir(self.root.path())
-            .env("HOME", self.root.path());
         Running::spawn(command)
     }
 

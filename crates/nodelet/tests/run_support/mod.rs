@@ -58,17 +58,8 @@ impl Node {
 
     pub fn start(&self, yaml: &str) -> Running {
         let pod = self.write_pod(yaml);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_nodelet"));
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--root-dir")
-            .arg(self.root.path().join("state"))
-            .args(["run", "-f"])
-            .arg(&pod)
-            // Node credentials are looked up in cwd and $HOME too: keep those empty.
-            .current_dir(self.root.path())
-            .env("HOME", self.root.path());
+        let mut command = nodelet(&self.config, self.root.path());
+        command.args(["run", "-f"]).arg(&pod);
         Running::spawn(command)
     }
 
@@ -81,6 +72,20 @@ impl Node {
     pub fn assert_clean(&self) {
         assert_clean(self.root.path());
     }
+}
+
+/// The nodelet binary with `config`, its state under `root/state`, and `root` as its working
+/// directory and `$HOME` (node credentials are looked up there too: keep those empty).
+pub fn nodelet(config: &Path, root: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nodelet"));
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--root-dir")
+        .arg(root.join("state"))
+        .current_dir(root)
+        .env("HOME", root);
+    command
 }
 
 /// Nothing left of a node rooted at `root`: no containers in either runtime (state under
