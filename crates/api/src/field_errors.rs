@@ -302,6 +302,11 @@ impl FieldErrors {
         self.0.iter()
     }
 
+    /// Each error's text, in order (repeats kept, unlike [`FieldErrors::aggregate`]).
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
     /// The aggregate text: one error bare, several as `[e1, e2]`, repeated texts once.
     /// `None` when empty.
     pub fn aggregate(&self) -> Option<String> {
@@ -370,38 +375,8 @@ impl fmt::Display for FieldErrors {
 
 impl std::error::Error for FieldErrors {}
 
-/// Go's `strconv.Quote` (`%q`): double quotes, `\"` and `\\`, the usual C escapes, `\x..` for
-/// other ASCII controls and `\u....` for non-printable runes; printable Unicode is kept.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() || c == '\u{feff}' => {
-                if (c as u32) <= 0xffff {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `strconv.Quote` (`%q`), as the API's messages quote names and values.
+pub use nodelet_goquote::go_quote;
 
 #[cfg(test)]
 mod tests {
@@ -602,23 +577,6 @@ mod tests {
             assert_eq!(cause.reason.as_deref(), Some(reason));
             assert_eq!(cause.message.as_deref(), Some(message));
             assert_eq!(cause.field.as_deref(), Some("a.b"));
-        }
-    }
-
-    #[test]
-    fn go_quote_matches_strconv_quote() {
-        let cases = [
-            ("nginx", "\"nginx\""),
-            (" nginx", "\" nginx\""),
-            ("a\tb", "\"a\\tb\""),
-            ("\u{1}", "\"\\x01\""),
-            ("\u{7f}", "\"\\x7f\""),
-            ("é", "\"é\""),
-            ("\u{85}", "\"\\u0085\""),
-            ("back\\slash", "\"back\\\\slash\""),
-        ];
-        for (input, want) in cases {
-            assert_eq!(go_quote(input), want, "{input:?}");
         }
     }
 }

@@ -9,7 +9,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::reference::{DEFAULT_TAG, ImageNameError, default_tag_failure_message, go_quote};
+use nodelet_goquote::go_quote;
+
+use crate::reference::{DEFAULT_TAG, ImageNameError, default_tag_failure_message};
 
 /// Event reasons the kubelet's image manager emits (`reason` of the Event object).
 pub mod event_reason {

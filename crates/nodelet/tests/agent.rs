@@ -1,16 +1,13 @@
 //! `nodelet agent --pod-manifest-path DIR` as a user runs it: the real binary in standalone
 //! mode, the test bed's registry and runc. Privileged: run as root.
 
-use std::io::Read;
+mod run_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use nodelet_testbed::{Bed, BedInfo};
-
-/// No wait in these tests may take longer.
-const LIMIT: Duration = Duration::from_secs(90);
+use run_support::{Finished, Running, image};
 
 /// A node (config, state, runc root) and its manifest directory.
 struct Node {
@@ -60,144 +57,18 @@ impl Node {
         std::fs::rename(&temp, self.manifests.join(file)).unwrap();
     }
 
-    fn start(&self, with_flag: bool) -> Agent {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_nodelet"));
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--root-dir")
-            .arg(self.root.path().join("state"))
-            .arg("agent");
+    fn start(&self, with_flag: bool) -> Running {
+        let mut command = run_support::nodelet(&self.config, self.root.path());
+        command.arg("agent");
         if with_flag {
             command.arg("--pod-manifest-path").arg(&self.manifests);
         }
-        let mut child = command
-            .current_dir(self.root.path())
-            .env("HOME", self.root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        Agent {
-            child,
-            stdout,
-            stderr,
-            started: Instant::now(),
-        }
+        Running::spawn(command)
     }
 
     /// Nothing left: no containers, no mounts, no pod directories.
     fn assert_clean(&self) {
-        let root = self.root.path().join("runtimes/runc");
-        if root.exists() {
-            let out = Command::new("runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"])
-                .output()
-                .unwrap();
-            let listed = String::from_utf8_lossy(&out.stdout);
-            assert!(listed.trim().is_empty(), "runc still lists {listed}");
-        }
-        let ours = self.root.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&ours)).collect();
-        assert!(left.is_empty(), "mounts left: {left:#?}");
-        let pods = self.root.path().join("state/pods");
-        let entries: Vec<_> = std::fs::read_dir(&pods)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(entries.is_empty(), "pod directories left: {entries:?}");
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-struct Agent {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    started: Instant,
-}
-
-impl Agent {
-    fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn all(&self) -> String {
-        format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
-    }
-
-    fn wait_until(&mut self, what: &str, done: impl Fn(&Agent) -> bool) {
-        while !done(self) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("nodelet ended ({status}) before {what}: {}", self.all());
-            }
-            assert!(
-                self.started.elapsed() < LIMIT,
-                "no {what} after {LIMIT:?}: {}",
-                self.all()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_for(&mut self, text: &str) {
-        self.wait_until(&format!("{text:?} on stdout"), |a| {
-            a.stdout().contains(text)
-        });
-    }
-
-    fn wait_for_stderr(&mut self, text: &str) {
-        self.wait_until(&format!("{text:?} on stderr"), |a| {
-            a.stderr().contains(text)
-        });
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> (Option<i32>, String, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let signalled = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if signalled.elapsed() > LIMIT {
-                let _ = self.child.kill();
-                panic!("nodelet agent still running after SIGTERM: {}", self.all());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The readers end with the pipes.
-        std::thread::sleep(Duration::from_millis(100));
-        (status.code(), self.stdout(), self.stderr())
+        run_support::assert_clean(self.root.path());
     }
 }
 
@@ -206,10 +77,6 @@ fn node_name() -> String {
         .unwrap()
         .trim()
         .to_lowercase()
-}
-
-fn image(bed: &BedInfo) -> String {
-    BedInfo::reference(&bed.plain, "tiny")
 }
 
 /// A pod whose container prints `<word>` every half second until SIGTERM, and whose PreStop
@@ -231,7 +98,7 @@ spec:
         exec:
           command: ["sh", "-c", "echo prestop {word} > /proc/1/fd/1"]
 "#,
-        image = image(bed)
+        image = image(bed, "tiny")
     )
 }
 
@@ -290,7 +157,11 @@ fn static_pods_start_restart_when_edited_and_stop_when_removed() {
         a.stdout().matches("alpha-two\n").count() > seen + 1
     });
 
-    let (code, stdout, stderr) = agent.terminate();
+    let Finished {
+        code,
+        stdout,
+        stderr,
+    } = agent.terminate();
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("[alpha-{host}/main] prestop alpha-two\n")),
@@ -321,7 +192,7 @@ fn bad_files_are_reported_and_the_other_pods_run() {
         "metadata": {"name": "good"},
         "spec": {"containers": [{
             "name": "main",
-            "image": image(&bed),
+            "image": image(&bed, "tiny"),
             "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do echo good-one; sleep 0.5 & wait; done"],
         }]},
     });
@@ -350,7 +221,11 @@ fn bad_files_are_reported_and_the_other_pods_run() {
     node.write("broken.yaml", &talker(&bed, "fixed", "fixed-one"));
     agent.wait_for(&format!("[fixed-{host}/main] fixed-one\n"));
 
-    let (code, stdout, stderr) = agent.terminate();
+    let Finished {
+        code,
+        stdout,
+        stderr,
+    } = agent.terminate();
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         !stdout.contains("hidden-one"),

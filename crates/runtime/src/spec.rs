@@ -624,6 +624,13 @@ mod tests {
         serde_json::to_value(generate(container).unwrap().spec).unwrap()
     }
 
+    fn destinations(mounts: &[Value]) -> Vec<&str> {
+        mounts
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect()
+    }
+
     fn strings(value: &Value) -> Vec<&str> {
         value
             .as_array()
@@ -679,12 +686,8 @@ mod tests {
         assert!(linux.get("cgroupsPath").is_none());
 
         let mounts = spec["mounts"].as_array().unwrap();
-        let destinations: Vec<&str> = mounts
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            destinations,
+            destinations(mounts),
             [
                 "/proc",
                 "/dev",
@@ -768,12 +771,8 @@ mod tests {
         ];
         let spec = json_of(&c);
         let mounts = spec["mounts"].as_array().unwrap();
-        let destinations: Vec<&str> = mounts
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            destinations,
+            destinations(mounts),
             [
                 "/proc",
                 "/dev",

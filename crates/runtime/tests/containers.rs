@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, PATH_ENV, container_id, finish, launch, our_mounts, remove};
+use common::{Harness, PATH_ENV, container_id, finish, launch, our_mounts, remove, run_to_end};
 use nodelet_runtime::container::ContainerError;
 use nodelet_runtime::container::Exit;
 use nodelet_runtime::handlers::{HandlerError, HandlerTable, RuntimeHandlerConfig};
@@ -18,11 +18,10 @@ fn hostname_user_working_dir_and_env_inside() {
     let harness = Harness::new(&["tiny"]);
     for handler in harness.installed() {
         let mounts_before = our_mounts(&harness);
-        let id = container_id(&handler, "env");
-        let launched = launch(
+        let finished = run_to_end(
             &harness,
             &handler,
-            &id,
+            "env",
             "tiny",
             &["/bin/sh", "-c", "hostname; id; pwd; env"],
             |spec| {
@@ -34,7 +33,6 @@ fn hostname_user_working_dir_and_env_inside() {
                 spec.cwd = "/tmp".into();
             },
         );
-        let finished = finish(&harness, &handler, launched);
         let name = &handler.name;
         assert_eq!(
             finished.exit,
@@ -70,16 +68,14 @@ fn exit_codes_propagate() {
             ("exit 3", ExitStatus::Exited(3)),
             ("exit 255", ExitStatus::Exited(255)),
         ] {
-            let id = container_id(&handler, "exit");
-            let launched = launch(
+            let finished = run_to_end(
                 &harness,
                 &handler,
-                &id,
+                "exit",
                 "tiny",
                 &["/bin/sh", "-c", script],
                 |_| {},
             );
-            let finished = finish(&harness, &handler, launched);
             assert_eq!(
                 finished.exit,
                 Exit::Status(expected),
@@ -94,11 +90,10 @@ fn exit_codes_propagate() {
 fn the_config_image_runs_as_its_user_in_its_working_dir() {
     let harness = Harness::new(&["config"]);
     for handler in harness.installed() {
-        let id = container_id(&handler, "config");
-        let launched = launch(
+        let finished = run_to_end(
             &harness,
             &handler,
-            &id,
+            "config",
             "config",
             &[
                 "/bin/sh",
@@ -107,7 +102,6 @@ fn the_config_image_runs_as_its_user_in_its_working_dir() {
             ],
             |_| {},
         );
-        let finished = finish(&harness, &handler, launched);
         assert_eq!(
             finished.exit.code(),
             Some(0),
@@ -128,18 +122,16 @@ fn the_config_image_runs_as_its_user_in_its_working_dir() {
 fn a_read_only_rootfs_refuses_writes() {
     let harness = Harness::new(&["tiny"]);
     for handler in harness.installed() {
-        let id = container_id(&handler, "ro");
-        let launched = launch(
+        let finished = run_to_end(
             &harness,
             &handler,
-            &id,
+            "ro",
             "tiny",
             &["/bin/sh", "-c", "touch /written || exit 42"],
             |spec| {
                 spec.read_only_rootfs = true;
             },
         );
-        let finished = finish(&harness, &handler, launched);
         assert_eq!(
             finished.exit.code(),
             Some(42),

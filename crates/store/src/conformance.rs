@@ -438,14 +438,17 @@ pub async fn list_order_and_prefix_isolation<F: Factory>(factory: &F) {
     assert_eq!(two[0].key, "/registry/pods/default2/a");
 }
 
+/// Every page of `prefix` at `revision`, `limit` keys a page, from the first key after `after`
+/// (the start when `None`), checking each page's revision and that pages with more are full.
 async fn page_through(
     store: &impl Storage,
     prefix: &str,
+    after: Option<&str>,
     limit: usize,
     revision: i64,
 ) -> Vec<KeyValue> {
     let mut items = Vec::new();
-    let mut start_after = None;
+    let mut start_after = after.map(str::to_owned);
     let mut pages = 0;
     loop {
         let page = store
@@ -521,13 +524,13 @@ pub async fn list_paging_at_consistent_revision<F: Factory>(factory: &F) {
         .await
         .expect("update first page");
 
-    let rest = page_through_after(&store, prefix, &first.items[9].key, 10, revision).await;
+    let rest = page_through(&store, prefix, Some(&first.items[9].key), 10, revision).await;
     let mut all = first.items.clone();
     all.extend(rest);
     assert_eq!(all, snapshot, "paged list at revision {revision}");
 
     // Page size dividing the count: the last page is full and has no more.
-    let paged = page_through(&store, prefix, 5, revision).await;
+    let paged = page_through(&store, prefix, None, 5, revision).await;
     assert_eq!(paged, snapshot);
     // Limit 0 means no limit.
     let unlimited = store
@@ -551,7 +554,10 @@ pub async fn list_paging_at_consistent_revision<F: Factory>(factory: &F) {
     assert!(!now.iter().any(|kv| kv.key == key(30)));
     // Paging at the current revision works the same.
     let current_revision = current(&store).await;
-    assert_eq!(page_through(&store, prefix, 7, current_revision).await, now);
+    assert_eq!(
+        page_through(&store, prefix, None, 7, current_revision).await,
+        now
+    );
     // A continue token before the prefix starts at the prefix.
     let from_before = store
         .list(
@@ -564,35 +570,6 @@ pub async fn list_paging_at_consistent_revision<F: Factory>(factory: &F) {
         .await
         .expect("start before prefix");
     assert_eq!(from_before.items, now);
-}
-
-async fn page_through_after(
-    store: &impl Storage,
-    prefix: &str,
-    after: &str,
-    limit: usize,
-    revision: i64,
-) -> Vec<KeyValue> {
-    let mut items = Vec::new();
-    let mut start_after = Some(after.to_owned());
-    loop {
-        let page = store
-            .list(
-                prefix,
-                ListOptions {
-                    start_after: start_after.clone(),
-                    limit: Some(limit),
-                    revision: Some(revision),
-                },
-            )
-            .await
-            .expect("list page");
-        start_after = page.items.last().map(|kv| kv.key.clone());
-        items.extend(page.items);
-        if !page.more {
-            return items;
-        }
-    }
 }
 
 /// A list at an older revision sees the values of then: updated keys with their old value,

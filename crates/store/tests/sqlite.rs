@@ -14,6 +14,15 @@ fn db(dir: &TempDir) -> PathBuf {
     dir.path().join("store.db")
 }
 
+/// A store whose watch channels hold one batch, so a watcher falls behind at once.
+fn with_one_batch_watch_buffer(dir: &TempDir) -> SqliteStorage {
+    let options = SqliteOptions {
+        watch_buffer: 1,
+        ..SqliteOptions::default()
+    };
+    SqliteStorage::open_with(db(dir), options).expect("open")
+}
+
 impl Factory for Sqlite {
     type Store = SqliteStorage;
     type Location = TempDir;
@@ -90,11 +99,7 @@ fn one_open_handle_at_a_time() {
 fn lagging_watcher_catches_up_from_history() {
     block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = SqliteOptions {
-            watch_buffer: 1,
-            ..SqliteOptions::default()
-        };
-        let store = SqliteStorage::open_with(db(&dir), options).expect("open");
+        let store = with_one_batch_watch_buffer(&dir);
         let mut watch = store.watch("/k/", 0).await.expect("watch");
         const N: i64 = 2500;
         for i in 0..N {
@@ -130,11 +135,7 @@ fn lagging_watcher_catches_up_from_history() {
 fn lagging_watcher_behind_compaction_fails() {
     block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = SqliteOptions {
-            watch_buffer: 1,
-            ..SqliteOptions::default()
-        };
-        let store = SqliteStorage::open_with(db(&dir), options).expect("open");
+        let store = with_one_batch_watch_buffer(&dir);
         let mut watch = store.watch("", 0).await.expect("watch");
         for i in 0..3000 {
             store

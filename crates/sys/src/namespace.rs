@@ -110,12 +110,7 @@ pub fn pin_new_namespaces(request: &PinRequest) -> Result<(), NamespaceError> {
         return Ok(());
     }
     for (_, file) in &request.pins {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(file)
-            .map_err(|e| NamespaceError::new("creating the namespace file", file, e))?;
+        create_pin_file(file)?;
     }
     let result = std::thread::scope(|scope| {
         scope
@@ -209,16 +204,22 @@ pub fn unpin_namespace(file: &Path) -> Result<(), NamespaceError> {
     }
 }
 
-/// Pins the PID namespace of process `pid` at `file` (created if missing). A PID namespace
-/// whose first process has died cannot be joined, so the pin never lets a container into a
-/// namespace that a reused pid would name.
-pub fn pin_pid_namespace_of(pid: u32, file: &Path) -> Result<(), NamespaceError> {
+/// Creates the (empty) file a namespace is bind-mounted on, keeping one that exists.
+fn create_pin_file(file: &Path) -> Result<(), NamespaceError> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .open(file)
-        .map_err(|e| NamespaceError::new("creating the namespace file", file, e))?;
+        .map(drop)
+        .map_err(|e| NamespaceError::new("creating the namespace file", file, e))
+}
+
+/// Pins the PID namespace of process `pid` at `file` (created if missing). A PID namespace
+/// whose first process has died cannot be joined, so the pin never lets a container into a
+/// namespace that a reused pid would name.
+pub fn pin_pid_namespace_of(pid: u32, file: &Path) -> Result<(), NamespaceError> {
+    create_pin_file(file)?;
     let source = format!("/proc/{pid}/ns/pid");
     rustix::mount::mount_bind(source.as_str(), file)
         .map_err(|e| NamespaceError::new("bind-mounting the pid namespace on", file, e))

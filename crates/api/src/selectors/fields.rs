@@ -84,10 +84,15 @@ impl FieldSelector {
 
     /// Whether an object with these field values is selected.
     pub fn matches(&self, fields: &Fields) -> bool {
-        self.terms.iter().all(|t| {
-            let have = fields.get(t.field.as_str()).map_or("", String::as_str);
-            (have == t.value) != t.negated
-        })
+        self.matches_with(|field| fields.get(field).cloned().unwrap_or_default())
+    }
+
+    /// Whether an object is selected, reading each term's field through `value_of` (absent
+    /// fields read as `""`); for callers that hold objects in another form, such as JSON.
+    pub fn matches_with(&self, value_of: impl Fn(&str) -> String) -> bool {
+        self.terms
+            .iter()
+            .all(|t| (value_of(&t.field) == t.value) != t.negated)
     }
 
     /// The value required by an `=` term on `field`, if any (e.g. `metadata.name`, so a

@@ -87,10 +87,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let cm: ConfigMap = serde_json::from_value(input.clone()).unwrap();
-            let got: Vec<String> = validate_config_map(&cm)
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
+            let got: Vec<String> = validate_config_map(&cm).messages();
             assert_eq!(got, want, "{input}");
         }
     }

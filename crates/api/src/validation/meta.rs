@@ -331,10 +331,7 @@ mod tests {
         ];
         for (m, namespaced, want) in cases {
             let got: Vec<String> =
-                validate_object_meta(&m, namespaced, sub, &Path::new("metadata"))
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect();
+                validate_object_meta(&m, namespaced, sub, &Path::new("metadata")).messages();
             assert_eq!(got, want, "{m:?}");
         }
     }
@@ -367,10 +364,8 @@ mod tests {
         assert!(validate_object_meta_update(&new, &old, &Path::new("metadata")).is_empty());
         new.name = Some("other".into());
         new.resource_version = None;
-        let got: Vec<String> = validate_object_meta_update(&new, &old, &Path::new("metadata"))
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let got: Vec<String> =
+            validate_object_meta_update(&new, &old, &Path::new("metadata")).messages();
         assert_eq!(
             got,
             vec![

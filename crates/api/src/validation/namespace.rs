@@ -52,10 +52,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let ns: Namespace = serde_json::from_value(input.clone()).unwrap();
-            let got: Vec<String> = validate_namespace(&ns)
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
+            let got: Vec<String> = validate_namespace(&ns).messages();
             assert_eq!(got, want, "{input}");
         }
     }

@@ -20,10 +20,7 @@ fn pod(patch: Value) -> Pod {
 }
 
 fn errors(p: &Pod) -> Vec<String> {
-    validate_pod_create(p, &PodValidationOptions::default())
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
+    validate_pod_create(p, &PodValidationOptions::default()).messages()
 }
 
 fn with_container(c: Value) -> Value {
@@ -214,10 +211,7 @@ fn strict_env_names_before_1_32() {
         relaxed_env_var_names: false,
         ..Default::default()
     };
-    let got: Vec<String> = validate_pod_create(&p, &opts)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let got: Vec<String> = validate_pod_create(&p, &opts).messages();
     assert_eq!(
         got,
         vec![
@@ -253,10 +247,7 @@ fn stored(patch: Value) -> Pod {
 }
 
 fn update_errors(new: &Pod, old: &Pod) -> Vec<String> {
-    validate_pod_update(new, old, &PodValidationOptions::default())
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
+    validate_pod_update(new, old, &PodValidationOptions::default()).messages()
 }
 
 #[test]

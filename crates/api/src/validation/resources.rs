@@ -296,9 +296,7 @@ mod tests {
         for (limits, requests, want) in cases {
             let got: Vec<String> =
                 validate_resource_lists(Some(&list(&limits)), Some(&list(&requests)), &p)
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect();
+                    .messages();
             assert_eq!(got, want, "{limits:?} {requests:?}");
         }
     }

@@ -111,10 +111,7 @@ mod tests {
             (json!({"metadata":{"name":"x","namespace":"default"},"handler":"h"}), vec!["metadata.namespace: Forbidden: not allowed on this type".to_owned()]),
         ];
         for (input, want) in cases {
-            let got: Vec<String> = validate_runtime_class(&rc(input.clone()))
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
+            let got: Vec<String> = validate_runtime_class(&rc(input.clone())).messages();
             assert_eq!(got, want, "{input}");
         }
     }

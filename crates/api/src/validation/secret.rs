@@ -186,10 +186,7 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            let got: Vec<String> = validate_secret(&secret(input.clone()))
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
+            let got: Vec<String> = validate_secret(&secret(input.clone())).messages();
             assert_eq!(got, want, "{input}");
         }
     }
@@ -219,10 +216,7 @@ mod tests {
         assert!(validate_secret_update(&new, &old).is_empty());
         new.type_ = Some("kubernetes.io/tls".into());
         new.data = None;
-        let got: Vec<String> = validate_secret_update(&new, &old)
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let got: Vec<String> = validate_secret_update(&new, &old).messages();
         assert_eq!(
             got,
             vec![

@@ -202,10 +202,7 @@ mod tests {
             ),
         ];
         for (spec, want) in cases {
-            let got: Vec<String> = validate_service(&svc(spec.clone()))
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
+            let got: Vec<String> = validate_service(&svc(spec.clone())).messages();
             assert_eq!(got, want, "{spec}");
         }
         let bad_name: Service = serde_json::from_value(json!({"metadata":{"name":"1svc","namespace":"d"},"spec":{"type":"ClusterIP","sessionAffinity":"None","clusterIP":"None"}})).unwrap();

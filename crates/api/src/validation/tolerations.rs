@@ -157,10 +157,7 @@ mod tests {
         ];
         for (tol, want) in cases {
             let got: Vec<String> =
-                validate_tolerations(std::slice::from_ref(&tol), &Path::new("x"))
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect();
+                validate_tolerations(std::slice::from_ref(&tol), &Path::new("x")).messages();
             assert_eq!(got, want, "{tol:?}");
         }
     }

@@ -386,7 +386,7 @@ mod tests {
         for (vols, want) in cases {
             let vols: Vec<Volume> = serde_json::from_value(vols).unwrap();
             let (_, errs) = validate_volumes(&vols, &Path::new("spec").child("volumes"));
-            let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            let got: Vec<String> = errs.messages();
             assert_eq!(got, want);
         }
     }

@@ -30,6 +30,19 @@ struct Meta {
     times: Times,
 }
 
+impl Meta {
+    /// What to set on the entry's file: owner, mode, times and `xattrs`.
+    fn with_xattrs(self, xattrs: &[Xattr]) -> Metadata<'_> {
+        Metadata {
+            uid: self.uid,
+            gid: self.gid,
+            mode: self.mode,
+            xattrs,
+            times: Some(self.times),
+        }
+    }
+}
+
 /// What missing parent directories get.
 const IMPLIED_DIR: Metadata<'static> = Metadata {
     uid: 0,
@@ -262,12 +275,10 @@ impl<'a, F: TreeFs> Applier<'a, F> {
         if !path.as_os_str().is_empty() {
             self.create(&path, true, |fs, p| fs.mkdir(p))?;
         }
+        // Its times wait until its entries are written.
         let metadata = Metadata {
-            uid: meta.uid,
-            gid: meta.gid,
-            mode: meta.mode,
-            xattrs: &self.xattrs,
             times: None,
+            ..meta.with_xattrs(&self.xattrs)
         };
         self.fs
             .set_metadata(&path, Kind::Dir, &metadata)
@@ -309,13 +320,7 @@ impl<'a, F: TreeFs> Applier<'a, F> {
             });
         }
         self.stats.data_bytes += got;
-        let metadata = Metadata {
-            uid: meta.uid,
-            gid: meta.gid,
-            mode: meta.mode,
-            xattrs: &self.xattrs,
-            times: Some(meta.times),
-        };
+        let metadata = meta.with_xattrs(&self.xattrs);
         self.fs
             .finish_file(&path, file, &metadata)
             .map_err(Cause::Fs)?;
@@ -355,13 +360,7 @@ impl<'a, F: TreeFs> Applier<'a, F> {
         });
         self.link = link;
         created?;
-        let metadata = Metadata {
-            uid: meta.uid,
-            gid: meta.gid,
-            mode: meta.mode,
-            xattrs: &self.xattrs,
-            times: Some(meta.times),
-        };
+        let metadata = meta.with_xattrs(&self.xattrs);
         self.fs
             .set_metadata(&path, Kind::Symlink, &metadata)
             .map_err(Cause::Fs)?;
@@ -425,13 +424,7 @@ impl<'a, F: TreeFs> Applier<'a, F> {
             }
         };
         self.create(&path, false, |fs, p| fs.mknod(p, special))?;
-        let metadata = Metadata {
-            uid: meta.uid,
-            gid: meta.gid,
-            mode: meta.mode,
-            xattrs: &self.xattrs,
-            times: Some(meta.times),
-        };
+        let metadata = meta.with_xattrs(&self.xattrs);
         self.fs
             .set_metadata(&path, kind, &metadata)
             .map_err(Cause::Fs)?;

@@ -223,6 +223,25 @@ struct Slot {
     container_id: Option<String>,
 }
 
+impl Slot {
+    /// A container of the spec that has not started yet.
+    fn new(spec: Container, list: ContainerList) -> Slot {
+        Slot {
+            spec,
+            list,
+            starts: 0,
+            running: None,
+            last_exit: None,
+            back_off_reported: None,
+            waiting: None,
+            started_at: None,
+            previous_started_at: None,
+            image_id: None,
+            container_id: None,
+        }
+    }
+}
+
 /// How a container's last run ended (from its shim's `exit.json`), for restarts, the pod's
 /// outcome and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,19 +349,7 @@ impl PodWorker {
             (ContainerList::Regular, spec.containers),
         ] {
             for c in containers {
-                slots.push(Slot {
-                    spec: c,
-                    list,
-                    starts: 0,
-                    running: None,
-                    last_exit: None,
-                    back_off_reported: None,
-                    waiting: None,
-                    started_at: None,
-                    previous_started_at: None,
-                    image_id: None,
-                    container_id: None,
-                });
+                slots.push(Slot::new(c, list));
             }
         }
         let (tx, rx) = channel();
@@ -535,22 +542,16 @@ impl PodWorker {
         if self.sandbox.is_none()
             && let Err(message) = self.create_sandbox()
         {
-            if self.options.give_up_on_start_failure {
-                self.failure = Some(message);
-                return SyncResult::Done;
-            }
-            self.reporter.log(&message);
-            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
+            return self
+                .start_failed(message)
+                .map_or(SyncResult::Done, |retry| SyncResult::WaitUntil(Some(retry)));
         }
         if !self.pod_cgroup_ready
             && let Err(message) = self.create_pod_cgroup()
         {
-            if self.options.give_up_on_start_failure {
-                self.failure = Some(message);
-                return SyncResult::Done;
-            }
-            self.reporter.log(&message);
-            return SyncResult::WaitUntil(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY));
+            return self
+                .start_failed(message)
+                .map_or(SyncResult::Done, |retry| SyncResult::WaitUntil(Some(retry)));
         }
         let policy = RestartPolicy::of(&self.pod);
         let mut wake: Option<Instant> = None;
@@ -642,14 +643,21 @@ impl PodWorker {
                     "container {name} could not start: {}: {}",
                     failure.reason, failure.message
                 );
-                if self.options.give_up_on_start_failure {
-                    self.failure = Some(message);
-                    Err(())
-                } else {
-                    self.reporter.log(&message);
-                    Ok(Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY))
-                }
+                self.start_failed(message).map(Some).ok_or(())
             }
+        }
+    }
+
+    /// A step of starting the pod failed: with `give_up_on_start_failure` the pod ends with
+    /// `message` (`None`); otherwise it is logged and the step is retried at the instant
+    /// returned.
+    fn start_failed(&mut self, message: String) -> Option<Instant> {
+        if self.options.give_up_on_start_failure {
+            self.failure = Some(message);
+            None
+        } else {
+            self.reporter.log(&message);
+            Some(Instant::now() + CrashLoopBackOff::INITIAL_DELAY)
         }
     }
 

@@ -199,22 +199,11 @@ mod tests {
     }
 
     fn slot(list: ContainerList) -> Slot {
-        Slot {
-            spec: nodelet_api::k8s::api::core::v1::Container {
-                name: "main".into(),
-                ..Default::default()
-            },
-            list,
-            starts: 0,
-            running: None,
-            last_exit: None,
-            back_off_reported: None,
-            waiting: None,
-            started_at: None,
-            previous_started_at: None,
-            image_id: None,
-            container_id: None,
-        }
+        let spec = nodelet_api::k8s::api::core::v1::Container {
+            name: "main".into(),
+            ..Default::default()
+        };
+        Slot::new(spec, list)
     }
 
     fn at(seconds: i64) -> Timestamp {

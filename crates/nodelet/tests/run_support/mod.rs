@@ -3,7 +3,7 @@
 #![allow(dead_code)] // Each test binary uses part of it.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,29 +58,9 @@ impl Node {
 
     pub fn start(&self, yaml: &str) -> Running {
         let pod = self.write_pod(yaml);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nodelet"))
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--root-dir")
-            .arg(self.root.path().join("state"))
-            .args(["run", "-f"])
-            .arg(&pod)
-            // Node credentials are looked up in cwd and $HOME too: keep those empty.
-            .current_dir(self.root.path())
-            .env("HOME", self.root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        Running {
-            child,
-            stdout,
-            stderr,
-            started: Instant::now(),
-        }
+        let mut command = nodelet(&self.config, self.root.path());
+        command.args(["run", "-f"]).arg(&pod);
+        Running::spawn(command)
     }
 
     /// Runs the pod to its end.
@@ -90,34 +70,54 @@ impl Node {
 
     /// Nothing left: no containers in either runtime, no mounts, no pod directories.
     pub fn assert_clean(&self) {
-        for runtime in ["runc", "crun"] {
-            let root = self.root.path().join("runtimes").join(runtime);
-            if !root.exists() {
-                continue;
-            }
-            let out = Command::new(runtime)
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"])
-                .output()
-                .unwrap();
-            let listed = String::from_utf8_lossy(&out.stdout);
-            assert!(listed.trim().is_empty(), "{runtime} still lists {listed}");
-        }
-        let ours = self.root.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&ours)).collect();
-        assert!(left.is_empty(), "mounts left: {left:#?}");
-        let pods = self.root.path().join("state/pods");
-        let entries: Vec<_> = std::fs::read_dir(&pods)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(entries.is_empty(), "pod directories left: {entries:?}");
-        let logs: Vec<_> = std::fs::read_dir(self.root.path().join("logs"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(logs.is_empty(), "pod log directories left: {logs:?}");
+        assert_clean(self.root.path());
     }
+}
+
+/// The nodelet binary with `config`, its state under `root/state`, and `root` as its working
+/// directory and `$HOME` (node credentials are looked up there too: keep those empty).
+pub fn nodelet(config: &Path, root: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nodelet"));
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--root-dir")
+        .arg(root.join("state"))
+        .current_dir(root)
+        .env("HOME", root);
+    command
+}
+
+/// Nothing left of a node rooted at `root`: no containers in either runtime (state under
+/// `runtimes/`), no mounts, no pod directories, no pod log directories.
+pub fn assert_clean(root: &Path) {
+    for runtime in ["runc", "crun"] {
+        let state = root.join("runtimes").join(runtime);
+        if !state.exists() {
+            continue;
+        }
+        let out = Command::new(runtime)
+            .arg("--root")
+            .arg(&state)
+            .args(["list", "-q"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(listed.trim().is_empty(), "{runtime} still lists {listed}");
+    }
+    let ours = root.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&ours)).collect();
+    assert!(left.is_empty(), "mounts left: {left:#?}");
+    let pods = root.join("state/pods");
+    let entries: Vec<_> = std::fs::read_dir(&pods)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(entries.is_empty(), "pod directories left: {entries:?}");
+    let logs: Vec<_> = std::fs::read_dir(root.join("logs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(logs.is_empty(), "pod log directories left: {logs:?}");
 }
 
 pub fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
@@ -157,39 +157,63 @@ impl Finished {
 }
 
 impl Running {
+    /// Starts `command` (a nodelet) with its output collected.
+    pub fn spawn(mut command: Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Running {
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
-    /// Waits until stdout contains `text`.
-    pub fn wait_for(&mut self, text: &str) {
-        while !self.stdout().contains(text) {
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
+    }
+
+    /// Waits until `done` holds, within [`LIMIT`] of the start.
+    pub fn wait_until(&mut self, what: &str, done: impl Fn(&Running) -> bool) {
+        while !done(self) {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "nodelet ended ({status}) before printing {text:?}: {}",
-                    self.stdout()
-                );
+                panic!("nodelet ended ({status}) before {what}: {}", self.all());
             }
             assert!(
                 self.started.elapsed() < LIMIT,
-                "no {text:?} after {LIMIT:?}"
+                "no {what} after {LIMIT:?}: {}",
+                self.all()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
+    /// Waits until stdout contains `text`.
+    pub fn wait_for(&mut self, text: &str) {
+        self.wait_until(&format!("{text:?} on stdout"), |r| {
+            r.stdout().contains(text)
+        });
+    }
+
     /// Waits until stderr contains `text`.
     pub fn wait_for_stderr(&mut self, text: &str) {
-        while !self.stderr.lock().unwrap().contains(text) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("nodelet ended ({status}) before printing {text:?}");
-            }
-            assert!(
-                self.started.elapsed() < LIMIT,
-                "no {text:?} after {LIMIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_until(&format!("{text:?} on stderr"), |r| {
+            r.stderr().contains(text)
+        });
     }
 
     pub fn signal(&self, signal: &str) {
@@ -200,18 +224,27 @@ impl Running {
         assert!(status.success());
     }
 
-    pub fn finish(mut self) -> Finished {
+    /// Waits for the end, within [`LIMIT`] of the start.
+    pub fn finish(self) -> Finished {
+        let since = self.started;
+        self.finish_within_limit_of(since)
+    }
+
+    /// SIGTERM, then the end within [`LIMIT`] of the signal.
+    pub fn terminate(self) -> Finished {
+        self.signal("TERM");
+        self.finish_within_limit_of(Instant::now())
+    }
+
+    fn finish_within_limit_of(mut self, since: Instant) -> Finished {
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            if self.started.elapsed() > LIMIT {
+            if since.elapsed() > LIMIT {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!(
-                    "nodelet run still running after {LIMIT:?}: {}",
-                    self.stdout()
-                );
+                panic!("nodelet still running after {LIMIT:?}: {}", self.all());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -219,8 +252,8 @@ impl Running {
         std::thread::sleep(Duration::from_millis(100));
         Finished {
             code: status.code(),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr.lock().unwrap().clone(),
+            stdout: self.stdout(),
+            stderr: self.stderr(),
         }
     }
 }

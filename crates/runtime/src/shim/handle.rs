@@ -93,14 +93,7 @@ impl ShimHandle {
         config: &ShimConfig,
     ) -> Result<ShimHandle, ShimError> {
         use std::os::unix::fs::DirBuilderExt;
-        let io = |what: &str| {
-            let (state_dir, what) = (state_dir.to_path_buf(), what.to_string());
-            move |source| ShimError::Io {
-                state_dir,
-                what,
-                source,
-            }
-        };
+        let io = |what: &str| io_error(state_dir, what);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -195,14 +188,7 @@ impl ShimHandle {
     /// Finds the shim of `state_dir` again (after nodelet restarted): running or not, with
     /// what it recorded.
     pub fn attach(state_dir: &Path) -> Result<ShimHandle, ShimError> {
-        let io = |what: &str| {
-            let (state_dir, what) = (state_dir.to_path_buf(), what.to_string());
-            move |source| ShimError::Io {
-                state_dir,
-                what,
-                source,
-            }
-        };
+        let io = |what: &str| io_error(state_dir, what);
         let config: ShimConfig = read_json(state_dir, CONFIG_FILE)
             .map_err(io("reading shim.json"))?
             .ok_or_else(|| {
@@ -250,11 +236,8 @@ impl ShimHandle {
 
     /// How the container ended, if the shim has recorded it.
     pub fn exit(&self) -> Result<Option<ShimExit>, ShimError> {
-        read_json(&self.state_dir, EXIT_FILE).map_err(|source| ShimError::Io {
-            state_dir: self.state_dir.clone(),
-            what: "reading exit.json".into(),
-            source,
-        })
+        read_json(&self.state_dir, EXIT_FILE)
+            .map_err(io_error(&self.state_dir, "reading exit.json"))
     }
 
     /// Waits up to `timeout` (`None`: without limit) for the container's exit; `Ok(None)`
@@ -269,11 +252,9 @@ impl ShimHandle {
             return self.exit()?.map(Some).ok_or_else(|| self.lost());
         };
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let ended = process.wait_exited(left).map_err(|source| ShimError::Io {
-            state_dir: self.state_dir.clone(),
-            what: "waiting for the shim".into(),
-            source,
-        })?;
+        let ended = process
+            .wait_exited(left)
+            .map_err(io_error(&self.state_dir, "waiting for the shim"))?;
         if !ended {
             return Ok(None);
         }
@@ -310,6 +291,16 @@ impl ShimHandle {
 /// A pidfd on `pid` if it is the shim of `state_dir`: its command line is checked after the
 /// pidfd is opened and the process is seen alive after that, so a reused pid is not taken
 /// for the shim.
+/// `ShimError::Io` for what failed in the shim of `state_dir`, for `map_err`.
+fn io_error(state_dir: &Path, what: &str) -> impl FnOnce(std::io::Error) -> ShimError + use<> {
+    let (state_dir, what) = (state_dir.to_path_buf(), what.to_owned());
+    move |source| ShimError::Io {
+        state_dir,
+        what,
+        source,
+    }
+}
+
 fn open_shim_process(pid: u32, state_dir: &Path) -> Option<PidFd> {
     let process = PidFd::open(pid).ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;

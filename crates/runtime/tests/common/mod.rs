@@ -262,6 +262,21 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Runs `args` in a new container of `image` (`what` names it, `configure` adjusts the spec)
+/// to its end, then removes it as [`finish`] does.
+pub fn run_to_end(
+    harness: &Harness,
+    handler: &Handler,
+    what: &str,
+    image: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut ContainerSpec),
+) -> Finished {
+    let id = container_id(handler, what);
+    let launched = launch(harness, handler, &id, image, args, configure);
+    finish(harness, handler, launched)
+}
+
 /// Waits for the container to end, deletes it and its bundle, and checks nothing is left.
 pub fn finish(harness: &Harness, handler: &Handler, launched: Launched) -> Finished {
     let exit = launched
