@@ -195,10 +195,10 @@ impl PodStreams for NodeStreams {
                 .await
                 .map_err(ApiError::internal)?;
                 Some(match init {
-                    None => Box::new(|| true),
-                    Some((pid, start)) => {
-                        Box::new(move || process_start(pid).as_deref() != Some(start.as_str()))
-                    }
+                    None => Box::new(|_| true),
+                    Some((pid, start)) => nodelet_runtime::logs::polled_writer_done(move || {
+                        process_start(pid).as_deref() != Some(start.as_str())
+                    }),
                 })
             } else {
                 None

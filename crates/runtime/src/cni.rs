@@ -85,7 +85,9 @@ impl NetworkSettings {
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    // One node-wide masquerade rule instead of a chain per pod (the
+                    // bridge's ipMasq costs two iptables runs per pod start and stop).
+                    "ipMasq": false,
                     "hairpinMode": true,
                     "ipam": {
                         "type": "host-local",
@@ -123,6 +125,8 @@ pub enum CniError {
         command: &'static str,
         after: Duration,
     },
+    #[error("masquerading the pod network {cidr}: {message}")]
+    Masquerade { cidr: String, message: String },
     #[error("CNI plugin {plugin} {command} returned an unusable result: {problem}")]
     BadResult {
         plugin: String,
@@ -232,8 +236,12 @@ impl Network {
         }
         let path = &files[0];
         let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+        let list = NetworkList::parse(path, &bytes)?;
+        if list.name == settings.network_name && !masquerades_per_pod(&list) {
+            ensure_masquerade(&settings.pod_cidr, &settings.bridge)?;
+        }
         Ok(Network {
-            list: NetworkList::parse(path, &bytes)?,
+            list,
             bin_dir: settings.bin_dir.clone(),
             plugin_timeout: settings.plugin_timeout,
         })
@@ -508,6 +516,57 @@ pub fn parse_ips(result: &Value) -> Result<Vec<IpAddr>, String> {
         return Err("no IP address for the pod".into());
     }
     Ok(found)
+}
+
+/// Whether the list's bridge masquerades its pods itself (`ipMasq`, as an older nodelet
+/// wrote it).
+fn masquerades_per_pod(list: &NetworkList) -> bool {
+    list.plugins
+        .iter()
+        .any(|p| p.get("ipMasq").and_then(Value::as_bool) == Some(true))
+}
+
+/// The one rule that lets pods reach beyond the node: traffic from the pod network leaving
+/// by another interface than the bridge is masqueraded. Added once (checked first), never
+/// removed: it is the node's, like the bridge.
+fn ensure_masquerade(cidr: &str, bridge: &str) -> Result<(), CniError> {
+    let rule = [
+        "POSTROUTING",
+        "-s",
+        cidr,
+        "!",
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        "nodelet pod network",
+        "-j",
+        "MASQUERADE",
+    ];
+    let iptables = |action: &str| {
+        std::process::Command::new("iptables")
+            .args(["-w", "10", "-t", "nat", action])
+            .args(rule)
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let failed = |message: String| CniError::Masquerade {
+        cidr: cidr.to_owned(),
+        message,
+    };
+    let check = iptables("-C").map_err(|e| failed(format!("running iptables: {e}")))?;
+    if check.status.success() {
+        return Ok(());
+    }
+    let add = iptables("-A").map_err(|e| failed(format!("running iptables: {e}")))?;
+    if add.status.success() {
+        Ok(())
+    } else {
+        Err(failed(
+            String::from_utf8_lossy(&add.stderr).trim().to_owned(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -322,8 +322,20 @@ impl LogLine {
     }
 }
 
-/// Whether the writer of a followed log has finished (the container has exited).
-pub type WriterDone = Box<dyn Fn() -> bool + Send>;
+/// Waits up to the given time for the writer of a followed log to finish (the container to
+/// exit); true once it has. Returning early on the exit keeps the end of a follow prompt.
+pub type WriterDone = Box<dyn Fn(Duration) -> bool + Send>;
+
+/// A [`WriterDone`] from a check that cannot wait: looks, sleeps, looks again.
+pub fn polled_writer_done(done: impl Fn() -> bool + Send + 'static) -> WriterDone {
+    Box::new(move |pause| {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(pause);
+        done()
+    })
+}
 
 /// Reads a log file as lines: a blocking iterator (wrap it in a blocking task for async use).
 /// Malformed records are skipped.
@@ -506,7 +518,17 @@ impl Iterator for LogReader {
                 self.at_end = true;
                 continue;
             }
-            if self.writer_done.as_ref().is_some_and(|done| done()) {
+            // Reading on from the same offset then shows what was appended meanwhile.
+            self.idle_looks = self.idle_looks.saturating_add(1);
+            let pause = FOLLOW_INTERVAL * self.idle_looks.min(10);
+            let finished = match &self.writer_done {
+                Some(done) => done(pause),
+                None => {
+                    std::thread::sleep(pause);
+                    false
+                }
+            };
+            if finished {
                 // One last look: the writer may have written more before finishing.
                 let mut got = std::mem::take(&mut self.ready);
                 let drained = (|| {
@@ -522,9 +544,6 @@ impl Iterator for LogReader {
                 self.at_end = true;
                 continue;
             }
-            // Reading on from the same offset then shows what was appended meanwhile.
-            self.idle_looks = self.idle_looks.saturating_add(1);
-            std::thread::sleep(FOLLOW_INTERVAL * self.idle_looks.min(10));
         }
     }
 }
@@ -818,7 +837,7 @@ mod tests {
                 tail_lines: Some(1),
                 ..Default::default()
             },
-            Some(Box::new(move || seen_done.load(Ordering::SeqCst))),
+            Some(polled_writer_done(move || seen_done.load(Ordering::SeqCst))),
         )
         .unwrap();
         assert_eq!(reader.next().unwrap().unwrap().content, b"before");

@@ -505,8 +505,15 @@ fn a_failing_network_leaves_nothing() {
         .unwrap();
     let mut settings = NetworkSettings::under_root(&tmp.path().join("root"));
     settings.bridge = "nlt-fail".into();
-    settings.pod_cidr = "not-a-cidr".into();
-    let network = Network::load_or_write_default(&settings).unwrap();
+    let mut network = Network::load_or_write_default(&settings).unwrap();
+    // A subnet the bridge plugin's IPAM refuses.
+    let bridge = network
+        .list
+        .plugins
+        .iter_mut()
+        .find(|p| p.get("type").and_then(|t| t.as_str()) == Some("bridge"))
+        .unwrap();
+    bridge["ipam"]["ranges"][0][0]["subnet"] = "not-a-cidr".into();
     let dir = tmp.path().join("sandbox");
     let err = Sandbox::create(&dir, &config("fail", "pod-f"), Some(&network)).unwrap_err();
     let text = err.to_string();

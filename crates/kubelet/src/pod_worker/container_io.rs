@@ -83,7 +83,7 @@ fn spawn_follower(
     let reader = LogReader::open(
         log_path,
         options,
-        Some(Box::new(move || exit.get().is_some())),
+        Some(Box::new(move |pause| exit.wait(pause).is_some())),
     )?;
     let name = name.to_owned();
     let reporter = reporter.clone();
