@@ -3,10 +3,11 @@
 //! the CNI specification (`CNI_COMMAND` ADD/CHECK/DEL, the configuration on stdin with
 //! `cniVersion`, `name` and the previous plugin's `prevResult`).
 //!
-//! The default network (`nodelet`) is a `bridge` (the pod's gateway, masquerading traffic
-//! that leaves the pod CIDR) with `host-local` addresses from the pod CIDR (its records
-//! under nodelet's root dir) and `portmap` for `hostPort`s. Every sandbox also gets `lo` up
-//! through the `loopback` plugin.
+//! The default network (`nodelet`) is a `bridge` (the pod's gateway) with `host-local`
+//! addresses from the pod CIDR (one host-wide record, [`DEFAULT_IPAM_DATA_DIR`]) and
+//! `portmap` for `hostPort`s; traffic leaving the pod CIDR is masqueraded by one node-wide
+//! iptables rule added when the network is loaded (not a chain per pod). Every sandbox also
+//! gets `lo` up through the `loopback` plugin.
 //!
 //! Each plugin run has a deadline; a failure names the plugin, the command and what the
 //! plugin said (its JSON error `msg` and `details`, and its standard error).
