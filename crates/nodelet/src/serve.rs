@@ -249,24 +249,6 @@ fn memory_quantity() -> String {
     format!("{kib}Ki")
 }
 
-/// The first non-loopback IPv4 address the kernel reports as local (from /proc/net/fib_trie).
-fn internal_ip() -> String {
-    let trie = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
-    let mut last_ip = "";
-    for line in trie.lines() {
-        let line = line.trim();
-        if let Some(ip) = line.strip_prefix("|-- ") {
-            last_ip = ip;
-        } else if line.contains("/32 host LOCAL")
-            && !last_ip.starts_with("127.")
-            && !last_ip.is_empty()
-        {
-            return last_ip.to_owned();
-        }
-    }
-    "127.0.0.1".into()
-}
-
 fn os_image() -> String {
     let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     text.lines()
@@ -293,7 +275,7 @@ fn node_status(node: &str) -> Value {
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
         "addresses": [
-            {"type": "InternalIP", "address": internal_ip()},
+            {"type": "InternalIP", "address": crate::node::host_ip()},
             {"type": "Hostname", "address": node},
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
