@@ -121,6 +121,60 @@ pub fn user_request(
     })
 }
 
+/// `runAsNonRoot` (container over pod), checked before the container is made, with the
+/// kubelet's messages (a `CreateContainerConfigError`): a `runAsUser` of 0 breaks it; without
+/// `runAsUser` the image's `User` decides: none or uid 0 runs as root, a name cannot be
+/// verified.
+pub fn verify_run_as_non_root(
+    pod: &Pod,
+    container: &Container,
+    image: &ContainerConfig,
+) -> Result<(), String> {
+    let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let sc = container.security_context.as_ref();
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or(pod_sc.and_then(|s| s.run_as_non_root));
+    if non_root != Some(true) {
+        return Ok(());
+    }
+    let meta = &pod.metadata;
+    let pod_name = format!(
+        "{}_{}({})",
+        meta.name.as_deref().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.uid.as_deref().unwrap_or_default()
+    );
+    let name = &container.name;
+    let run_as_user = sc
+        .and_then(|s| s.run_as_user)
+        .or(pod_sc.and_then(|s| s.run_as_user));
+    if let Some(uid) = run_as_user {
+        return match uid {
+            0 => Err(format!(
+                "container's runAsUser breaks non-root policy (pod: {pod_name:?}, container: {name})"
+            )),
+            _ => Ok(()),
+        };
+    }
+    let user = image.user.as_deref().unwrap_or_default();
+    let user = user.split(':').next().unwrap_or_default();
+    match user.parse::<u32>() {
+        _ if user.is_empty() => Err(root_message(&pod_name, name)),
+        Ok(0) => Err(root_message(&pod_name, name)),
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod_name:?}, container: {name})"
+        )),
+    }
+}
+
+fn root_message(pod_name: &str, container: &str) -> String {
+    format!(
+        "container has runAsNonRoot and image will run as root (pod: {pod_name:?}, container: {container})"
+    )
+}
+
 /// Everything about the process but its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
@@ -306,5 +360,65 @@ mod tests {
         assert_eq!(p.args, strings(&["/bin/sh", "-c", "echo", "hi"]));
         assert_eq!(p.cwd, "/");
         assert_eq!(p.user, UserRequest::default());
+    }
+
+    #[test]
+    fn run_as_non_root_is_enforced_with_the_kubelets_messages() {
+        use super::verify_run_as_non_root;
+        let pod = |non_root: Option<bool>, run_as_user: Option<i64>| Pod {
+            metadata: nodelet_api::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            spec: Some(nodelet_api::k8s::api::core::v1::PodSpec {
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: non_root,
+                    run_as_user,
+                    ..PodSecurityContext::default()
+                }),
+                ..Default::default()
+            }),
+            ..Pod::default()
+        };
+        let container = Container {
+            name: "c".into(),
+            ..Container::default()
+        };
+        let image = |user: &str| ContainerConfig {
+            user: Some(user.into()),
+            ..ContainerConfig::default()
+        };
+        assert_eq!(
+            verify_run_as_non_root(&pod(None, None), &container, &image("")),
+            Ok(())
+        );
+        assert_eq!(
+            verify_run_as_non_root(&pod(Some(true), Some(0)), &container, &image("1000")),
+            Err(
+                "container's runAsUser breaks non-root policy (pod: \"p_ns(u)\", container: c)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            verify_run_as_non_root(&pod(Some(true), Some(5)), &container, &image("")),
+            Ok(())
+        );
+        for root in ["", "0", "0:0"] {
+            assert_eq!(
+                verify_run_as_non_root(&pod(Some(true), None), &container, &image(root)),
+                Err("container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: c)".into()),
+                "{root:?}"
+            );
+        }
+        assert_eq!(
+            verify_run_as_non_root(&pod(Some(true), None), &container, &image("1000:1000")),
+            Ok(())
+        );
+        assert_eq!(
+            verify_run_as_non_root(&pod(Some(true), None), &container, &image("app")),
+            Err("container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root (pod: \"p_ns(u)\", container: c)".into())
+        );
     }
 }

@@ -763,3 +763,38 @@ fn a_pod_has_its_own_network_hostname_and_ip() {
     assert!(!done.stdout.contains("env-ip=10.244."), "{}", done.all());
     node.assert_clean();
 }
+
+#[test]
+fn run_as_non_root_refuses_a_root_image_and_allows_a_non_root_user() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let body = format!(
+        r#"  restartPolicy: Never
+  securityContext: {{runAsNonRoot: true}}
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "echo uid=$(id -u)"]
+"#,
+        image(&bed, "tiny")
+    );
+    let done = node.run(&pod("nonroot", &body));
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    assert!(
+        done.stderr.contains(
+            "Warning  Failed  Error: container has runAsNonRoot and image will run as root (pod: \"nonroot_default("
+        ),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+
+    let allowed = body.replace(
+        "{runAsNonRoot: true}",
+        "{runAsNonRoot: true, runAsUser: 1000}",
+    );
+    let done = node.run(&pod("nonroot", &allowed));
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(done.stdout.contains("[main] uid=1000\n"), "{}", done.all());
+    node.assert_clean();
+}

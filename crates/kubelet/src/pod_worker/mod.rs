@@ -36,11 +36,11 @@
 //! namespaces.
 
 mod container_io;
+mod host_ports;
 mod images;
 mod lifecycle;
 mod on_disk;
 mod probing;
-mod sandbox_events;
 mod status_snapshot;
 
 use std::collections::BTreeMap;
@@ -847,11 +847,9 @@ impl PodWorker {
     /// and `resolv.conf`. A failure is upstream's `FailedCreatePodSandBox` Warning.
     fn create_sandbox(&mut self) -> Result<(), String> {
         let failed = |worker: &PodWorker, error: String| {
-            let message = format!("Failed to create pod sandbox: {error}");
-            worker.emit(
-                None,
-                Event::warning(sandbox_events::FAILED_CREATE_POD_SANDBOX, message.clone()),
-            );
+            let event = events::failed_create_pod_sandbox(&error);
+            let message = event.message.clone();
+            worker.emit(None, event);
             message
         };
         let spec = self.pod.spec.clone().unwrap_or_default();
@@ -882,7 +880,7 @@ impl PodWorker {
             share_process_namespace: spec.share_process_namespace.unwrap_or(false),
             pause: self.services.pause.clone(),
             resolv_conf: dns.settings.to_resolv_conf(),
-            port_mappings: sandbox_events::host_ports(&spec),
+            port_mappings: host_ports::host_ports(&spec),
             cni_args: vec![
                 ("IgnoreUnknown".into(), "1".into()),
                 ("K8S_POD_NAMESPACE".into(), namespace),
@@ -993,6 +991,8 @@ impl PodWorker {
             &environment.kubelet,
         )
         .map_err(|e| config_error(e.to_string()))?;
+        crate::command::verify_run_as_non_root(&self.pod, &spec, &record.config)
+            .map_err(config_error)?;
         let names = hostname::pod_hostname(&self.pod, &self.node.cluster_domain)
             .map_err(|e| config_error(e.to_string()))?;
         let uts_hostname = hostname::sandbox_hostname(&self.pod, &self.node.cluster_domain)

@@ -1,10 +1,7 @@
-//! What the pod worker tells its sandbox from the pod spec, and the sandbox's event reason.
+//! The pod's `hostPort`s, as its sandbox passes them to the network.
 
 use nodelet_api::k8s::api::core::v1::PodSpec;
 use nodelet_runtime::cni::PortMapping;
-
-/// Upstream's reason when the runtime could not make the pod's sandbox.
-pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
 
 /// The `hostPort`s of every container (init containers included, as upstream), for the
 /// network's `portmap` plugin. A host-network pod has none to map.
