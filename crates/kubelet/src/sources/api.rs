@@ -242,8 +242,10 @@ async fn finish_deletion(
     let idle_deadline = start + IDLE_WAIT;
     loop {
         let now = tokio::time::Instant::now();
-        let running = reporter.as_ref().is_some_and(|r| r.has_running());
-        if done.load(Ordering::SeqCst) || now >= deadline || (!running && now >= idle_deadline) {
+        // A worker that never made a container (e.g. still pulling) has nothing to clean
+        // up; otherwise the object goes once the worker is done (or stuck past the grace).
+        let made = reporter.as_ref().is_some_and(|r| r.has_containers());
+        if done.load(Ordering::SeqCst) || now >= deadline || (!made && now >= idle_deadline) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -251,8 +253,7 @@ async fn finish_deletion(
     delete_now(client, pod).await;
 }
 
-/// `DELETE` with `gracePeriodSeconds=0` and the pod's uid as precondition (a pod recreated
-/// under the same name is left alone).
+/// Removes the CRI logs a finished pod kept for `kubectl logs`.
 fn remove_pod_logs(log_dir: &std::path::Path, pod: &Pod) {
     let meta = &pod.metadata;
     let dir = nodelet_runtime::logs::pod_log_dir(
@@ -268,6 +269,8 @@ fn remove_pod_logs(log_dir: &std::path::Path, pod: &Pod) {
     }
 }
 
+/// `DELETE` with `gracePeriodSeconds=0` and the pod's uid as precondition (a pod recreated
+/// under the same name is left alone).
 async fn delete_now(client: kube::Client, pod: Arc<Pod>) {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -329,14 +332,15 @@ struct ApiReporter {
 }
 
 impl ApiReporter {
-    /// Whether the last status has a running container.
-    fn has_running(&self) -> bool {
+    /// Whether any container of the pod was made (it has an ID): then the worker has a
+    /// sandbox, volumes and cgroups to remove before the pod object may go.
+    fn has_containers(&self) -> bool {
         self.status.borrow().as_ref().is_some_and(|s| {
             s.container_statuses
                 .iter()
                 .chain(s.init_container_statuses.iter())
                 .flatten()
-                .any(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()))
+                .any(|c| c.container_id.is_some())
         })
     }
 }

@@ -268,6 +268,15 @@ impl Drop for Server {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            // A pod deleted at once (grace 0) is gone from the API while its worker still
+            // stops it: wait for every worker to have removed its pod directory.
+            let pods = self.root_dir().join("pods");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::fs::read_dir(&pods).is_ok_and(|mut d| d.next().is_some())
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
