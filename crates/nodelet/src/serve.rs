@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
 use nodelet_apiserver::{ApiServer, LocalClient, ServerConfig, User};
 use serde_json::{Value, json};
 
@@ -238,17 +239,6 @@ fn arch() -> &'static str {
     }
 }
 
-/// MemTotal from /proc/meminfo, as a quantity in Ki.
-fn memory_quantity() -> String {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    format!("{kib}Ki")
-}
-
 fn os_image() -> String {
     let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     text.lines()
@@ -258,8 +248,10 @@ fn os_image() -> String {
 }
 
 fn node_status(node: &str) -> Value {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let resources = json!({"cpu": cpus.to_string(), "memory": memory_quantity(), "pods": "110"});
+    // The same CPUs and memory the kubelet's pod workers take as allocatable.
+    let mut resources = crate::node::allocatable();
+    resources.insert("pods".into(), Quantity("110".into()));
+    let resources = json!(resources);
     let t = now();
     let condition = |ty: &str, status: &str, reason: &str, message: &str| {
         json!({"type": ty, "status": status, "reason": reason, "message": message,
