@@ -1,7 +1,9 @@
 //! OCI `config.json` generation from a CRI-like description of one container
-//! ([`ContainerSpec`]). Nothing comes from a template: every field is derived here from the
-//! input, with containerd's defaults for what Kubernetes leaves to the runtime (the default
-//! capability set, masked paths, the standard mounts).
+//! ([`ContainerSpec`]), as the `oci-spec` crate's [`Spec`]. Nothing comes from a template:
+//! every field of every oci-spec struct is set here from the input (the crate's `Default`s
+//! are a template and are always overwritten), with containerd's defaults for what
+//! Kubernetes leaves to the runtime (the default capability set, masked paths, the standard
+//! mounts). Capability lists come out in no fixed order (oci-spec keeps them in a `HashSet`).
 //!
 //! What is not in the OCI spec, such as the signal that stops the container, is carried in
 //! [`ContainerMetadata`], which the bundle stores beside `config.json`.
