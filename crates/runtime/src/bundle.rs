@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use nodelet_sys::mount::{HostMounter, Mounter};
+use oci_spec::runtime::{Process, Spec};
 
-use crate::oci;
 use crate::rootfs::{self, RootfsError};
 use crate::spec::{ContainerMetadata, GeneratedSpec};
 
@@ -103,8 +103,20 @@ impl Bundle {
         self.write_json(METADATA, &generated.metadata)
     }
 
-    pub fn spec(&self) -> Result<oci::Spec, BundleError> {
+    pub fn spec(&self) -> Result<Spec, BundleError> {
         self.read_json(CONFIG)
+    }
+
+    /// The container's init process, as `config.json` has it.
+    pub fn init_process(&self) -> Result<Process, BundleError> {
+        self.spec()?
+            .process()
+            .clone()
+            .ok_or_else(|| BundleError::Invalid {
+                dir: self.dir.clone(),
+                file: CONFIG,
+                problem: "it has no process".into(),
+            })
     }
 
     pub fn metadata(&self) -> Result<ContainerMetadata, BundleError> {

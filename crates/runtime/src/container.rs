@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nodelet_sys::process::{ExitStatus, PidFd};
+use oci_spec::runtime::Process;
 
 use crate::bundle::{Bundle, BundleError};
 use crate::oci;
@@ -22,7 +23,7 @@ use crate::oci_runtime::{
 };
 use crate::shim::{ShimError, ShimHandle};
 use crate::signal::Signal;
-use crate::spec::ContainerMetadata;
+use crate::spec::{self, ContainerMetadata};
 
 /// How long a SIGKILLed container gets to be gone before we call it stuck.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -323,7 +324,7 @@ impl Container {
     /// Runs `args` in the running container as its own process runs (user, environment,
     /// working directory, capabilities), waiting at most `timeout`.
     pub fn exec(&self, args: &[String], timeout: Duration) -> Result<ExecOutput, ContainerError> {
-        self.exec_process(&self.exec_spec(args)?, timeout)
+        self.exec_process(&self.exec_spec(args, false)?, timeout)
     }
 
     /// Starts `args` in the running container as [`exec`](Self::exec) does, with pipes for
@@ -334,26 +335,26 @@ impl Container {
         args: &[String],
         streams: ExecStreams,
     ) -> Result<ExecSession, ContainerError> {
-        let mut process = self.exec_spec(args)?;
-        process.terminal = streams.tty;
+        let process = self.exec_spec(args, streams.tty)?;
         Ok(self
             .runtime
             .spawn_exec(&self.id, &process, self.bundle.dir(), streams)?)
     }
 
     /// The container's own process spec (user, environment, working directory,
-    /// capabilities) with `args` and no terminal.
-    fn exec_spec(&self, args: &[String]) -> Result<oci::Process, ContainerError> {
-        let mut process = self.bundle.spec()?.process;
-        process.args = args.to_vec();
-        process.terminal = false;
-        Ok(process)
+    /// capabilities) with `args`, on a terminal if `terminal`.
+    fn exec_spec(&self, args: &[String], terminal: bool) -> Result<Process, ContainerError> {
+        Ok(spec::exec_process(
+            &self.bundle.init_process()?,
+            args,
+            terminal,
+        ))
     }
 
     /// Runs an arbitrary `process` in the running container.
     pub fn exec_process(
         &self,
-        process: &oci::Process,
+        process: &Process,
         timeout: Duration,
     ) -> Result<ExecOutput, ContainerError> {
         Ok(self

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nodelet_sys::process::PidFd;
+use oci_spec::runtime::Process;
 
 use crate::command::{Finished, Running, exit_code};
 use crate::handlers::Handler;
@@ -380,7 +381,7 @@ impl OciRuntime {
     pub fn exec(
         &self,
         id: &str,
-        process: &oci::Process,
+        process: &Process,
         scratch: &Path,
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
@@ -419,7 +420,7 @@ impl OciRuntime {
     pub fn spawn_exec(
         &self,
         id: &str,
-        process: &oci::Process,
+        process: &Process,
         scratch: &Path,
         streams: ExecStreams,
     ) -> Result<ExecSession, RuntimeError> {
@@ -515,7 +516,7 @@ impl OciRuntime {
     fn exec_command(
         &self,
         id: &str,
-        process: &oci::Process,
+        process: &Process,
         scratch: &Path,
         extra_args: &[&OsStr],
     ) -> Result<(Command, ExecFiles), RuntimeError> {

@@ -1,17 +1,23 @@
 //! OCI `config.json` generation from a CRI-like description of one container
-//! ([`ContainerSpec`]). Nothing comes from a template: every field is derived here from the
-//! input, with containerd's defaults for what Kubernetes leaves to the runtime (the default
-//! capability set, masked paths, the standard mounts).
+//! ([`ContainerSpec`]), as the `oci-spec` crate's [`Spec`]. Nothing comes from a template:
+//! every field of every oci-spec struct is set here from the input (the crate's `Default`s
+//! are a template and are always overwritten), with containerd's defaults for what
+//! Kubernetes leaves to the runtime (the default capability set, masked paths, the standard
+//! mounts). Capability lists come out in no fixed order (oci-spec keeps them in a `HashSet`).
 //!
 //! What is not in the OCI spec, such as the signal that stops the container, is carried in
 //! [`ContainerMetadata`], which the bundle stores beside `config.json`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
+use oci_spec::runtime::{
+    Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxMemory,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, Root, Spec, User,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::oci;
 use crate::signal::Signal;
 use crate::user::ResolvedUser;
 
@@ -103,6 +109,9 @@ pub const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// The runtime-spec version our `config.json` follows (what runc 1.1 and crun 1.8 implement).
+pub const OCI_VERSION: &str = "1.0.2";
+
 /// The CFS period Kubernetes uses for CPU limits (100 ms).
 pub const CPU_PERIOD_US: u64 = 100_000;
 const MIN_CPU_SHARES: u64 = 2;
@@ -126,7 +135,7 @@ pub struct ContainerSpec {
     pub capabilities: CapabilityChanges,
     pub no_new_privileges: bool,
     pub read_only_rootfs: bool,
-    pub rlimits: Vec<oci::Rlimit>,
+    pub rlimits: Vec<PosixRlimit>,
     /// Bind mounts (volumes, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, ...).
     pub mounts: Vec<BindMount>,
     pub namespaces: Namespaces,
@@ -154,7 +163,7 @@ impl ContainerSpec {
             capabilities: CapabilityChanges::default(),
             no_new_privileges: false,
             read_only_rootfs: false,
-            rlimits: vec![oci::Rlimit::nofile(1024, 1024)],
+            rlimits: vec![nofile_rlimit(1024, 1024)],
             mounts: Vec::new(),
             namespaces: Namespaces::default(),
             cgroup_path: None,
@@ -266,7 +275,7 @@ pub struct ContainerMetadata {
 /// The generated `config.json` and our metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedSpec {
-    pub spec: oci::Spec,
+    pub spec: Spec,
     pub metadata: ContainerMetadata,
 }
 
@@ -294,65 +303,28 @@ pub enum SpecError {
 /// Generates the OCI spec for `container`; the root filesystem is the bundle's `rootfs`.
 pub fn generate(container: &ContainerSpec) -> Result<GeneratedSpec, SpecError> {
     validate(container)?;
-    let capabilities = capability_set(container)?;
-    let capability_list: Vec<String> = capabilities.iter().map(|c| c.to_string()).collect();
-    let process = oci::Process {
-        terminal: false,
-        user: oci::User {
-            uid: container.user.uid,
-            gid: container.user.gid,
-            additional_gids: container.user.additional_gids.clone(),
-        },
-        args: container.args.clone(),
-        env: container.env.clone(),
-        cwd: PathBuf::from(&container.cwd),
-        capabilities: oci::Capabilities {
-            bounding: capability_list.clone(),
-            effective: capability_list.clone(),
-            permitted: capability_list,
-            // Nothing inheritable or ambient: a non-root process starts without capabilities
-            // (containerd's behaviour since the CVE-2022-24769 fix).
-            inheritable: Vec::new(),
-            ambient: Vec::new(),
-        },
-        rlimits: container.rlimits.clone(),
-        no_new_privileges: container.no_new_privileges,
-        oom_score_adj: container.oom_score_adj,
-    };
-    let (masked_paths, readonly_paths) = if container.privileged {
-        (Vec::new(), Vec::new())
-    } else {
-        (
-            MASKED_PATHS.iter().map(PathBuf::from).collect(),
-            READONLY_PATHS.iter().map(PathBuf::from).collect(),
-        )
-    };
-    let spec = oci::Spec {
-        oci_version: oci::OCI_VERSION.into(),
-        root: oci::Root {
-            path: "rootfs".into(),
-            readonly: container.read_only_rootfs,
-        },
-        mounts: mounts(container),
-        process,
-        hostname: container.hostname.clone(),
-        annotations: container.annotations.clone(),
-        linux: oci::Linux {
-            namespaces: namespaces(&container.namespaces),
-            cgroups_path: container.cgroup_path.clone(),
-            resources: resources(container),
-            masked_paths,
-            readonly_paths,
-            // The runtime's default (runc: rslave). Volumes with mountPropagation will set it
-            // (youki 0.7 refuses the `r`-prefixed values runc and containerd use).
-            rootfs_propagation: None,
-        },
-    };
+    let capabilities = capability_set(container)?
+        .into_iter()
+        .map(oci_capability)
+        .collect::<Result<Capabilities, SpecError>>()?;
+    let spec = config(container, process(container, capabilities));
     let metadata = ContainerMetadata {
         stop_signal: container.stop_signal,
         kill_all: container.namespaces.pid != NamespaceMode::Private,
     };
     Ok(GeneratedSpec { spec, metadata })
+}
+
+/// The `process.json` of an `exec` in a container whose init process is `init`: the same
+/// user, environment, working directory, capabilities and limits, running `args`.
+pub fn exec_process(init: &Process, args: &[String], terminal: bool) -> Process {
+    let mut process = init.clone();
+    process
+        .set_args(Some(args.to_vec()))
+        .set_terminal(Some(terminal))
+        .set_console_size(None)
+        .set_command_line(None);
+    process
 }
 
 fn validate(container: &ContainerSpec) -> Result<(), SpecError> {
@@ -467,19 +439,154 @@ fn capability_set(container: &ContainerSpec) -> Result<Vec<&'static str>, SpecEr
         .collect())
 }
 
-fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> oci::Mount {
-    oci::Mount {
-        destination: destination.into(),
-        kind: kind.into(),
-        source: source.into(),
-        options: options.iter().map(|o| o.to_string()).collect(),
-    }
+// Below, every oci-spec value starts from the type's `Default` only to have each of its fields
+// set: the crate's defaults are a template (hostname `youki`, its own mounts, namespaces,
+// masked paths, ambient capabilities, `RLIMIT_NOFILE`...) that must never reach `config.json`.
+// A field added by a newer oci-spec shows up in the `nothing_from_the_crate_defaults` test.
+
+/// `config.json`.
+#[allow(deprecated)] // Spec's top-level uid/gid mappings, set to None like the rest.
+fn config(container: &ContainerSpec, process: Process) -> Spec {
+    let annotations = (!container.annotations.is_empty()).then(|| {
+        container
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<_, _>>()
+    });
+    let mut root = Root::default();
+    root.set_path("rootfs".into())
+        .set_readonly(Some(container.read_only_rootfs));
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.into())
+        .set_root(Some(root))
+        .set_mounts(Some(mounts(container)))
+        .set_process(Some(process))
+        .set_hostname(container.hostname.clone())
+        .set_domainname(None)
+        .set_hooks(None)
+        .set_annotations(annotations)
+        .set_linux(Some(linux(container)))
+        .set_solaris(None)
+        .set_windows(None)
+        .set_vm(None)
+        .set_zos(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None);
+    spec
+}
+
+fn process(container: &ContainerSpec, capabilities: Capabilities) -> Process {
+    let mut user = User::default();
+    user.set_uid(container.user.uid)
+        .set_gid(container.user.gid)
+        // The image's, applied by the runtime's own umask (0022) otherwise.
+        .set_umask(None)
+        .set_additional_gids(non_empty(container.user.additional_gids.clone()))
+        .set_username(None);
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(capabilities.clone()))
+        .set_effective(Some(capabilities.clone()))
+        .set_permitted(Some(capabilities))
+        // Nothing inheritable or ambient: a non-root process starts without capabilities
+        // (containerd's behaviour since the CVE-2022-24769 fix).
+        .set_inheritable(Some(Capabilities::new()))
+        .set_ambient(Some(Capabilities::new()));
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(false))
+        .set_console_size(None)
+        .set_user(user)
+        .set_args(Some(container.args.clone()))
+        .set_command_line(None)
+        .set_env(Some(container.env.clone()))
+        .set_cwd(PathBuf::from(&container.cwd))
+        .set_capabilities(Some(caps))
+        .set_rlimits(non_empty(container.rlimits.clone()))
+        .set_no_new_privileges(Some(container.no_new_privileges))
+        .set_apparmor_profile(None)
+        .set_oom_score_adj(container.oom_score_adj)
+        .set_selinux_label(None)
+        .set_io_priority(None)
+        .set_scheduler(None)
+        .set_exec_cpu_affinity(None);
+    process
+}
+
+fn linux(container: &ContainerSpec) -> Linux {
+    let (masked_paths, readonly_paths) = if container.privileged {
+        (None, None)
+    } else {
+        (
+            Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()),
+            Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()),
+        )
+    };
+    let mut linux = Linux::default();
+    linux
+        .set_net_devices(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_sysctl(None)
+        .set_resources(Some(resources(container)))
+        .set_cgroups_path(container.cgroup_path.as_ref().map(PathBuf::from))
+        .set_namespaces(Some(namespaces(&container.namespaces)))
+        // The runtime's standard devices (null, zero, full, random, urandom, tty, ptmx).
+        .set_devices(None)
+        .set_seccomp(None)
+        // The runtime's default (runc: rslave). Volumes with mountPropagation will set it
+        // (youki 0.7 refuses the `r`-prefixed values runc and containerd use).
+        .set_rootfs_propagation(None)
+        .set_masked_paths(masked_paths)
+        .set_readonly_paths(readonly_paths)
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_memory_policy(None)
+        .set_personality(None)
+        .set_time_offsets(None);
+    linux
+}
+
+/// `Some(items)`, or `None` (the key left out) when there are none.
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+/// oci-spec's capability for a name of [`ALL_CAPABILITIES`].
+fn oci_capability(name: &'static str) -> Result<Capability, SpecError> {
+    name.strip_prefix("CAP_")
+        .and_then(|bare| bare.parse().ok())
+        .ok_or_else(|| SpecError::UnknownCapability(name.into()))
+}
+
+/// `RLIMIT_NOFILE` (open files). 1024/1024 is what containerd sets and, unlike larger
+/// defaults, needs no `CAP_SYS_RESOURCE` on hosts whose hard limit is lower.
+pub fn nofile_rlimit(soft: u64, hard: u64) -> PosixRlimit {
+    // The one oci-spec type without setters; its builder has no validation to fail.
+    PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .expect("every field of the rlimit is given")
+}
+
+fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Mount {
+    let mut mount = Mount::default();
+    mount
+        .set_destination(destination.into())
+        .set_typ(Some(kind.into()))
+        .set_source(Some(source.into()))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()))
+        .set_uid_mappings(None)
+        .set_gid_mappings(None);
+    mount
 }
 
 /// The standard mounts, then the input's binds; a bind replaces a standard mount at the same
 /// place (e.g. the sandbox's `/dev/shm`). Binds are ordered parents first, so a volume inside
 /// another volume is mounted on top of it.
-fn mounts(container: &ContainerSpec) -> Vec<oci::Mount> {
+fn mounts(container: &ContainerSpec) -> Vec<Mount> {
     let sys_mode = if container.privileged { "rw" } else { "ro" };
     let mut standard = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
@@ -529,73 +636,106 @@ fn mounts(container: &ContainerSpec) -> Vec<oci::Mount> {
     ];
     if container.namespaces.ipc == NamespaceMode::Node {
         // The host's message queues are not the container's to mount.
-        standard.retain(|m| m.destination != Path::new("/dev/mqueue"));
+        standard.retain(|m| m.destination() != Path::new("/dev/mqueue"));
     }
     let replaced: BTreeSet<&Path> = container
         .mounts
         .iter()
         .map(|m| m.destination.as_path())
         .collect();
-    standard.retain(|m| !replaced.contains(m.destination.as_path()));
+    standard.retain(|m| !replaced.contains(m.destination().as_path()));
     let mut binds: Vec<&BindMount> = container.mounts.iter().collect();
     binds.sort_by_key(|m| m.destination.components().count());
-    standard.extend(binds.into_iter().map(|b| oci::Mount {
-        destination: b.destination.clone(),
-        kind: "bind".into(),
-        source: b.source.clone(),
-        options: vec![
-            "rbind".into(),
-            "rprivate".into(),
-            if b.read_only { "ro" } else { "rw" }.into(),
-        ],
+    standard.extend(binds.into_iter().map(|b| {
+        let mut bind = Mount::default();
+        bind.set_destination(b.destination.clone())
+            .set_typ(Some("bind".into()))
+            .set_source(Some(b.source.clone()))
+            .set_options(Some(vec![
+                "rbind".into(),
+                "rprivate".into(),
+                if b.read_only { "ro" } else { "rw" }.into(),
+            ]))
+            .set_uid_mappings(None)
+            .set_gid_mappings(None);
+        bind
     }));
     standard
 }
 
-fn namespaces(modes: &Namespaces) -> Vec<oci::Namespace> {
-    let mut out = vec![oci::Namespace {
-        kind: "mount".into(),
-        path: None,
-    }];
+fn namespaces(modes: &Namespaces) -> Vec<LinuxNamespace> {
+    let namespace = |kind, path: Option<&PathBuf>| {
+        let mut namespace = LinuxNamespace::default();
+        namespace.set_typ(kind).set_path(path.cloned());
+        namespace
+    };
+    let mut out = vec![namespace(LinuxNamespaceType::Mount, None)];
     for (kind, mode) in [
-        ("pid", &modes.pid),
-        ("ipc", &modes.ipc),
-        ("uts", &modes.uts),
-        ("network", &modes.network),
-        ("cgroup", &modes.cgroup),
+        (LinuxNamespaceType::Pid, &modes.pid),
+        (LinuxNamespaceType::Ipc, &modes.ipc),
+        (LinuxNamespaceType::Uts, &modes.uts),
+        (LinuxNamespaceType::Network, &modes.network),
+        (LinuxNamespaceType::Cgroup, &modes.cgroup),
     ] {
         match mode {
-            NamespaceMode::Private => out.push(oci::Namespace {
-                kind: kind.into(),
-                path: None,
-            }),
-            NamespaceMode::Join(path) => out.push(oci::Namespace {
-                kind: kind.into(),
-                path: Some(path.clone()),
-            }),
+            NamespaceMode::Private => out.push(namespace(kind, None)),
+            NamespaceMode::Join(path) => out.push(namespace(kind, Some(path))),
             NamespaceMode::Node => {}
         }
     }
     out
 }
 
-fn resources(container: &ContainerSpec) -> oci::Resources {
+fn resources(container: &ContainerSpec) -> LinuxResources {
     let r = &container.resources;
-    let cpu = (r.cpu_shares.is_some() || r.cpu_quota_us.is_some()).then(|| oci::Cpu {
-        shares: r.cpu_shares,
-        quota: r.cpu_quota_us,
-        period: r.cpu_quota_us.map(|_| CPU_PERIOD_US),
+    let cpu = (r.cpu_shares.is_some() || r.cpu_quota_us.is_some()).then(|| {
+        let mut cpu = LinuxCpu::default();
+        cpu.set_shares(r.cpu_shares)
+            .set_quota(r.cpu_quota_us)
+            .set_idle(None)
+            .set_burst(None)
+            .set_period(r.cpu_quota_us.map(|_| CPU_PERIOD_US))
+            .set_realtime_runtime(None)
+            .set_realtime_period(None)
+            .set_cpus(None)
+            .set_mems(None);
+        cpu
     });
-    oci::Resources {
-        // Unprivileged: deny every device; the runtime then allows its standard few
-        // (null, zero, full, random, urandom, tty, ptmx).
-        devices: vec![oci::DeviceRule {
-            allow: container.privileged,
-            access: "rwm".into(),
-        }],
-        memory: r.memory_limit_bytes.map(|limit| oci::Memory { limit }),
-        cpu,
-    }
+    let memory = r.memory_limit_bytes.map(|limit| {
+        let mut memory = LinuxMemory::default();
+        memory
+            .set_limit(Some(limit))
+            .set_reservation(None)
+            .set_swap(None)
+            .set_kernel(None)
+            .set_kernel_tcp(None)
+            .set_swappiness(None)
+            .set_disable_oom_killer(None)
+            .set_use_hierarchy(None)
+            .set_check_before_update(None);
+        memory
+    });
+    // Unprivileged: deny every device; the runtime then allows its standard few
+    // (null, zero, full, random, urandom, tty, ptmx).
+    let mut devices = LinuxDeviceCgroup::default();
+    devices
+        .set_allow(container.privileged)
+        .set_typ(None)
+        .set_major(None)
+        .set_minor(None)
+        .set_access(Some("rwm".into()));
+    let mut resources = LinuxResources::default();
+    resources
+        .set_devices(Some(vec![devices]))
+        .set_memory(memory)
+        .set_cpu(cpu)
+        .set_pids(None)
+        .set_block_io(None)
+        .set_hugepage_limits(None)
+        .set_network(None)
+        .set_rdma(None)
+        .set_unified(None);
+    resources
 }
 
 #[cfg(test)]
@@ -640,6 +780,107 @@ mod tests {
             .collect()
     }
 
+    fn sorted(value: &Value) -> Vec<&str> {
+        let mut items = strings(value);
+        items.sort_unstable();
+        items
+    }
+
+    /// The whole `config.json` of a minimal container: every key is one we chose, none is
+    /// oci-spec's template (hostname `youki`, its mounts, namespaces, masked paths, ambient
+    /// capabilities, `RLIMIT_NOFILE`, `noNewPrivileges: true`, empty annotations...).
+    #[test]
+    fn nothing_from_the_crate_defaults() {
+        let root = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+            name: None,
+        };
+        let mut c = ContainerSpec::new(vec!["/app".into()], root);
+        c.rlimits.clear();
+        let mut spec = json_of(&c);
+        let caps = &mut spec["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            assert_eq!(sorted(&caps[set]), {
+                let mut defaults = DEFAULT_CAPABILITIES.to_vec();
+                defaults.sort_unstable();
+                defaults
+            });
+            caps[set] = json!("checked");
+        }
+        let masked: Vec<&str> = MASKED_PATHS.to_vec();
+        let readonly: Vec<&str> = READONLY_PATHS.to_vec();
+        let mount = |destination: &str, kind: &str, options: &[&str]| json!({"destination": destination, "type": kind, "source": kind, "options": options});
+        let expected = json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": false},
+            "mounts": [
+                mount("/proc", "proc", &["nosuid", "noexec", "nodev"]),
+                mount("/dev", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+                mount("/dev/pts", "devpts", &["nosuid", "noexec", "newinstance",
+                    "ptmxmode=0666", "mode=0620", "gid=5"]),
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                    "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                mount("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+                mount("/sys", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+                mount("/sys/fs/cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]),
+            ],
+            "process": {
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": ["/app"],
+                "env": [],
+                "cwd": "/",
+                "capabilities": {
+                    "bounding": "checked",
+                    "effective": "checked",
+                    "permitted": "checked",
+                    "inheritable": [],
+                    "ambient": [],
+                },
+                "noNewPrivileges": false,
+            },
+            "linux": {
+                "namespaces": [
+                    {"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                    {"type": "network"},
+                ],
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "maskedPaths": masked,
+                "readonlyPaths": readonly,
+            },
+        });
+        assert_eq!(spec, expected);
+    }
+
+    #[test]
+    fn every_capability_name_is_one_oci_spec_knows() {
+        for name in ALL_CAPABILITIES {
+            let capability = oci_capability(name).unwrap();
+            assert_eq!(serde_json::to_value(capability).unwrap(), json!(name));
+        }
+    }
+
+    #[test]
+    fn an_exec_runs_as_the_init_process_does() {
+        let mut c = base();
+        c.oom_score_adj = Some(-997);
+        let spec = generate(&c).unwrap().spec;
+        let init = spec.process().clone().unwrap();
+        let exec = exec_process(&init, &["ls".into(), "-l".into()], true);
+        let mut json = serde_json::to_value(&exec).unwrap();
+        assert_eq!(json["args"], json!(["ls", "-l"]));
+        assert_eq!(json["terminal"], true);
+        let mut init_json = serde_json::to_value(&init).unwrap();
+        for changed in ["args", "terminal"] {
+            json.as_object_mut().unwrap().remove(changed);
+            init_json.as_object_mut().unwrap().remove(changed);
+        }
+        assert_eq!(json, init_json);
+        assert_eq!(json["oomScoreAdj"], -997);
+    }
+
     #[test]
     fn a_plain_container() {
         let spec = json_of(&base());
@@ -662,8 +903,9 @@ mod tests {
         assert_eq!(process["noNewPrivileges"], false);
         let caps = &process["capabilities"];
         assert_eq!(strings(&caps["bounding"]).len(), 14);
-        assert_eq!(caps["bounding"], caps["effective"]);
-        assert_eq!(caps["bounding"], caps["permitted"]);
+        // oci-spec keeps capabilities in a HashSet: compare them as sets.
+        assert_eq!(sorted(&caps["bounding"]), sorted(&caps["effective"]));
+        assert_eq!(sorted(&caps["bounding"]), sorted(&caps["permitted"]));
         assert_eq!(caps["inheritable"], json!([]));
         assert_eq!(caps["ambient"], json!([]));
         assert!(strings(&caps["bounding"]).contains(&"CAP_NET_BIND_SERVICE"));
