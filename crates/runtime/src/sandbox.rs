@@ -273,10 +273,15 @@ impl Sandbox {
                 source,
             };
             let loopback = Network::loopback(&network.bin_dir, network.plugin_timeout);
-            loopback.add(&self.attachment(&netns, "lo")).map_err(cni)?;
-            let result = network
-                .add(&self.attachment(&netns, POD_INTERFACE))
+            // `lo` and `eth0` are independent: their plugins run side by side.
+            let (lo, eth0) = std::thread::scope(|scope| {
+                let lo = scope.spawn(|| loopback.add(&self.attachment(&netns, "lo")));
+                let eth0 = network.add(&self.attachment(&netns, POD_INTERFACE));
+                (lo.join(), eth0)
+            });
+            lo.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 .map_err(cni)?;
+            let result = eth0.map_err(cni)?;
             self.state.ips = result.ips;
             self.state.cni_result = Some(result.raw);
         }

@@ -322,6 +322,9 @@ pub struct PodWorker {
     /// Set when the pod could not start (it ends Failed, exit 1).
     failure: Option<String>,
     stopping: bool,
+    /// Removals of ended containers (runtime delete, rootfs, bundle) running beside the
+    /// worker; `cleanup` waits for them before the pod's cgroup and directory go.
+    removals: Vec<JoinHandle<()>>,
     status_snapshot: status_snapshot::StatusSnapshot,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
@@ -370,6 +373,7 @@ impl PodWorker {
             crash_back_off: CrashLoopBackOff::new(),
             failure: None,
             stopping: false,
+            removals: Vec::new(),
             status_snapshot: Default::default(),
             tx,
             rx,
@@ -469,7 +473,10 @@ impl PodWorker {
             self.reporter
                 .log(&format!("recording the exit of container {name}: {e}"));
         }
-        remove_container(running, &*self.reporter);
+        let reporter = Arc::clone(&self.reporter);
+        self.removals.push(std::thread::spawn(move || {
+            remove_container(running, &*reporter);
+        }));
         self.slots[i].last_exit = Some(last);
     }
 
@@ -1315,6 +1322,17 @@ impl PodWorker {
             running.output.finish();
             remove_container(running, &*self.reporter);
         }
+        // Every container has ended: the network's DEL runs while the last removals finish.
+        let sandbox_dir = self.sandbox_dir();
+        let removals = std::mem::take(&mut self.removals);
+        let sandbox_removed = std::thread::scope(|scope| {
+            let sandbox = scope.spawn(|| Sandbox::remove(&sandbox_dir));
+            for removal in removals {
+                let _ = removal.join();
+            }
+            sandbox.join()
+        })
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         let pod_logs = {
             let meta = &self.pod.metadata;
             logs::pod_log_dir(
@@ -1324,7 +1342,7 @@ impl PodWorker {
                 meta.uid.as_deref().unwrap_or("no-uid"),
             )
         };
-        if let Err(e) = Sandbox::remove(&self.sandbox_dir()) {
+        if let Err(e) = sandbox_removed {
             // Its network namespace and mounts are still there: keep the directory.
             self.reporter.log(&format!("removing the pod sandbox: {e}"));
             return;
