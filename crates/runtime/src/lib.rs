@@ -37,6 +37,7 @@ pub mod pause;
 pub mod pod_cgroup;
 pub mod rootfs;
 pub mod sandbox;
+pub mod seccomp;
 pub mod shim;
 pub mod signal;
 pub mod spec;
