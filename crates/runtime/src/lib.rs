@@ -35,6 +35,7 @@ pub mod oci;
 pub mod oci_runtime;
 pub mod pause;
 pub mod pod_cgroup;
+pub mod propagation;
 pub mod rootfs;
 pub mod sandbox;
 pub mod seccomp;

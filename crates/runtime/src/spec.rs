@@ -583,7 +583,10 @@ fn linux(container: &ContainerSpec, filter: Option<LinuxSeccomp>) -> Linux {
 }
 
 /// containerd's rule: the root's propagation must let a volume's propagate (`rshared` for a
-/// Bidirectional volume, `rslave` for HostToContainer); otherwise the runtime's default.
+/// Bidirectional volume, `rslave` for HostToContainer); otherwise the runtime's default
+/// (runc's and youki's `rslave`, crun's `rprivate`). youki 0.7 refuses these `r`-prefixed
+/// values (it spells them `slave`/`shared`, which runc would apply to `/` alone), so a
+/// container with such a volume does not start under youki.
 fn rootfs_propagation(container: &ContainerSpec) -> Option<String> {
     let strongest = container
         .mounts
