@@ -39,6 +39,7 @@ pub mod hooks;
 pub mod hostname;
 pub mod pod_resources;
 pub mod runtime_class;
+pub mod seccomp;
 pub mod service_env;
 pub mod status;
 pub mod termination_message;

@@ -798,3 +798,118 @@ fn run_as_non_root_refuses_a_root_image_and_allows_a_non_root_user() {
     assert!(done.stdout.contains("[main] uid=1000\n"), "{}", done.all());
     node.assert_clean();
 }
+
+#[test]
+fn seccomp_profiles_runtime_default_localhost_and_a_missing_file() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let tiny = image(&bed, "tiny");
+    // The pod's RuntimeDefault applies to `confined`; `free` overrides it with Unconfined.
+    let body = format!(
+        r#"  restartPolicy: Never
+  securityContext:
+    seccompProfile: {{type: RuntimeDefault}}
+  containers:
+  - name: confined
+    image: {tiny}
+    command: ["sh", "-c", "echo ls=$(ls / | grep -c etc); busybox unshare -U true; echo unshare=$?"]
+  - name: free
+    image: {tiny}
+    command: ["sh", "-c", "busybox unshare -U true; echo unshare=$?"]
+    securityContext:
+      seccompProfile: {{type: Unconfined}}
+"#
+    );
+    let done = node.run(&pod("filtered", &body));
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    for line in [
+        "[confined] ls=1\n",
+        "[confined] unshare=1\n",
+        "[free] unshare=0\n",
+    ] {
+        assert!(done.stdout.contains(line), "{line}: {}", done.all());
+    }
+    node.assert_clean();
+
+    let profiles = node.root.path().join("state/seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let local = |file: &str| {
+        format!(
+            r#"  restartPolicy: Never
+  containers:
+  - name: main
+    image: {tiny}
+    command: ["sh", "-c", "mkdir /tmp/d; echo mkdir=$?"]
+    securityContext:
+      seccompProfile: {{type: Localhost, localhostProfile: {file}}}
+"#
+        )
+    };
+    let done = node.run(&pod("local", &local("profiles/no-mkdir.json")));
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(done.stdout.contains("[main] mkdir=1\n"), "{}", done.all());
+    node.assert_clean();
+
+    let done = node.run(&pod("local", &local("profiles/absent.json")));
+    assert_eq!(done.code, Some(1), "{}", done.all());
+    let missing = profiles.join("absent.json");
+    assert!(
+        done.stderr.contains(&format!(
+            "Warning  Failed  Error: cannot load seccomp profile \"{0}\": open {0}: no such file or directory",
+            missing.display()
+        )),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}
+
+/// A hostPath on the host's private root mount, mounted HostToContainer: the kubelet makes it
+/// a shared mount, so a mount the host makes under it later shows up in the container.
+#[test]
+fn host_to_container_propagation_shows_a_later_host_mount() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let host = tempfile::Builder::new()
+        .prefix("nodelet-run-propagation-")
+        .tempdir()
+        .unwrap();
+    let later = host.path().join("later");
+    std::fs::create_dir_all(&later).unwrap();
+    let body = format!(
+        r#"  restartPolicy: Never
+  volumes:
+  - name: host
+    hostPath: {{path: {dir}}}
+  containers:
+  - name: main
+    image: {tiny}
+    command: ["sh", "-c", "echo waiting; while [ ! -e /host/later/marker ]; do sleep 0.1; done; cat /host/later/marker"]
+    volumeMounts:
+    - {{name: host, mountPath: /host, mountPropagation: HostToContainer}}
+"#,
+        dir = host.path().display(),
+        tiny = image(&bed, "tiny")
+    );
+    let mut running = node.start(&pod("propagation", &body));
+    running.wait_for("[main] waiting\n");
+    nodelet_sys::mount::mount_shm(&later, "size=64k").unwrap();
+    std::fs::write(later.join("marker"), "from the host\n").unwrap();
+    let done = running.finish();
+    nodelet_sys::mount::unmount(&later, true).unwrap();
+    // The kubelet's bind of the hostPath onto itself stays (see runtime::propagation).
+    nodelet_sys::mount::unmount(host.path(), true).unwrap();
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert!(
+        done.stdout.contains("[main] from the host\n"),
+        "{}",
+        done.all()
+    );
+    node.assert_clean();
+}

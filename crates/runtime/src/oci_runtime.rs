@@ -267,6 +267,24 @@ impl OciRuntime {
             })
     }
 
+    /// Whether the runtime applies `linux.seccomp` (some builds ignore it without a word, as
+    /// youki 0.7 built without libseccomp does): `features` (runc, youki) says so in
+    /// `linux.seccomp.enabled`; runtimes without `features` (crun 1.8) flag it in `--version`
+    /// (`+SECCOMP` / `-SECCOMP`). Unknown: assumed supported.
+    pub fn supports_seccomp(&self) -> bool {
+        let features = self
+            .run_captured(None, &["features".as_ref()])
+            .ok()
+            .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok());
+        if let Some(features) = features {
+            return features["linux"]["seccomp"]["enabled"] == serde_json::Value::Bool(true);
+        }
+        match self.run_captured(None, &["--version".as_ref()]) {
+            Ok(out) => !String::from_utf8_lossy(&out.stdout).contains("-SECCOMP"),
+            Err(_) => true,
+        }
+    }
+
     /// `create`: sets the container up from `bundle` (its `config.json` and `rootfs`) with
     /// its process waiting for `start`. Returns the process's pid on the host.
     pub fn create(

@@ -509,6 +509,7 @@ impl Sandbox {
                     source,
                     destination: destination.into(),
                     read_only: false,
+                    propagation: crate::spec::MountPropagation::Private,
                 });
             }
         }
@@ -680,12 +681,14 @@ mod tests {
                 BindMount {
                     source: "/var/lib/nodelet/pods/u1/sandbox/resolv.conf".into(),
                     destination: "/etc/resolv.conf".into(),
-                    read_only: false
+                    read_only: false,
+                    propagation: crate::spec::MountPropagation::Private,
                 },
                 BindMount {
                     source: "/var/lib/nodelet/pods/u1/sandbox/shm".into(),
                     destination: "/dev/shm".into(),
-                    read_only: false
+                    read_only: false,
+                    propagation: crate::spec::MountPropagation::Private,
                 }
             ]
         );

@@ -13,11 +13,12 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxMemory,
-    LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder,
-    PosixRlimitType, Process, Root, Spec, User,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, LinuxSeccomp, Mount, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::seccomp::{self, HostArch, Seccomp};
 use crate::signal::Signal;
 use crate::user::ResolvedUser;
 
@@ -134,6 +135,8 @@ pub struct ContainerSpec {
     pub privileged: bool,
     pub capabilities: CapabilityChanges,
     pub no_new_privileges: bool,
+    /// `seccompProfile`; privileged containers run without a filter whatever it says.
+    pub seccomp: Seccomp,
     pub read_only_rootfs: bool,
     pub rlimits: Vec<PosixRlimit>,
     /// Bind mounts (volumes, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, ...).
@@ -162,6 +165,7 @@ impl ContainerSpec {
             privileged: false,
             capabilities: CapabilityChanges::default(),
             no_new_privileges: false,
+            seccomp: Seccomp::Unconfined,
             read_only_rootfs: false,
             rlimits: vec![nofile_rlimit(1024, 1024)],
             mounts: Vec::new(),
@@ -189,6 +193,32 @@ pub struct BindMount {
     /// Absolute, inside the container.
     pub destination: PathBuf,
     pub read_only: bool,
+    pub propagation: MountPropagation,
+}
+
+/// `volumeMounts[].mountPropagation`: whether mounts made later under the source (host) or
+/// destination (container) show up on the other side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MountPropagation {
+    /// `None`: neither way (`rprivate`).
+    #[default]
+    Private,
+    /// `HostToContainer`: the host's new mounts reach the container (`rslave`). The source
+    /// must sit on a shared (or slave) mount of the host for anything to propagate.
+    HostToContainer,
+    /// `Bidirectional`: both ways (`rshared`); privileged containers only (API validation).
+    Bidirectional,
+}
+
+impl MountPropagation {
+    /// The bind mount's propagation option.
+    pub fn option(self) -> &'static str {
+        match self {
+            MountPropagation::Private => "rprivate",
+            MountPropagation::HostToContainer => "rslave",
+            MountPropagation::Bidirectional => "rshared",
+        }
+    }
 }
 
 /// Where a namespace of the container comes from.
@@ -303,11 +333,18 @@ pub enum SpecError {
 /// Generates the OCI spec for `container`; the root filesystem is the bundle's `rootfs`.
 pub fn generate(container: &ContainerSpec) -> Result<GeneratedSpec, SpecError> {
     validate(container)?;
-    let capabilities = capability_set(container)?
+    let capability_names = capability_set(container)?;
+    let filter = seccomp::filter(
+        &container.seccomp,
+        container.privileged,
+        &capability_names,
+        HostArch::current(),
+    );
+    let capabilities = capability_names
         .into_iter()
         .map(oci_capability)
         .collect::<Result<Capabilities, SpecError>>()?;
-    let spec = config(container, process(container, capabilities));
+    let spec = config(container, process(container, capabilities), filter);
     let metadata = ContainerMetadata {
         stop_signal: container.stop_signal,
         kill_all: container.namespaces.pid != NamespaceMode::Private,
@@ -446,7 +483,7 @@ fn capability_set(container: &ContainerSpec) -> Result<Vec<&'static str>, SpecEr
 
 /// `config.json`.
 #[allow(deprecated)] // Spec's top-level uid/gid mappings, set to None like the rest.
-fn config(container: &ContainerSpec, process: Process) -> Spec {
+fn config(container: &ContainerSpec, process: Process, filter: Option<LinuxSeccomp>) -> Spec {
     let annotations = (!container.annotations.is_empty()).then(|| {
         container
             .annotations
@@ -466,7 +503,7 @@ fn config(container: &ContainerSpec, process: Process) -> Spec {
         .set_domainname(None)
         .set_hooks(None)
         .set_annotations(annotations)
-        .set_linux(Some(linux(container)))
+        .set_linux(Some(linux(container, filter)))
         .set_solaris(None)
         .set_windows(None)
         .set_vm(None)
@@ -513,7 +550,7 @@ fn process(container: &ContainerSpec, capabilities: Capabilities) -> Process {
     process
 }
 
-fn linux(container: &ContainerSpec) -> Linux {
+fn linux(container: &ContainerSpec, filter: Option<LinuxSeccomp>) -> Linux {
     let (masked_paths, readonly_paths) = if container.privileged {
         (None, None)
     } else {
@@ -533,10 +570,8 @@ fn linux(container: &ContainerSpec) -> Linux {
         .set_namespaces(Some(namespaces(&container.namespaces)))
         // The runtime's standard devices (null, zero, full, random, urandom, tty, ptmx).
         .set_devices(None)
-        .set_seccomp(None)
-        // The runtime's default (runc: rslave). Volumes with mountPropagation will set it
-        // (youki 0.7 refuses the `r`-prefixed values runc and containerd use).
-        .set_rootfs_propagation(None)
+        .set_seccomp(filter)
+        .set_rootfs_propagation(rootfs_propagation(container))
         .set_masked_paths(masked_paths)
         .set_readonly_paths(readonly_paths)
         .set_mount_label(None)
@@ -545,6 +580,28 @@ fn linux(container: &ContainerSpec) -> Linux {
         .set_personality(None)
         .set_time_offsets(None);
     linux
+}
+
+/// containerd's rule: the root's propagation must let a volume's propagate (`rshared` for a
+/// Bidirectional volume, `rslave` for HostToContainer); otherwise the runtime's default
+/// (runc's and youki's `rslave`, crun's `rprivate`). youki 0.7 refuses these `r`-prefixed
+/// values (it spells them `slave`/`shared`, which runc would apply to `/` alone), so a
+/// container with such a volume does not start under youki.
+fn rootfs_propagation(container: &ContainerSpec) -> Option<String> {
+    let strongest = container
+        .mounts
+        .iter()
+        .map(|m| m.propagation)
+        .max_by_key(|p| match p {
+            MountPropagation::Private => 0,
+            MountPropagation::HostToContainer => 1,
+            MountPropagation::Bidirectional => 2,
+        })?;
+    match strongest {
+        MountPropagation::Private => None,
+        MountPropagation::HostToContainer => Some("rslave".into()),
+        MountPropagation::Bidirectional => Some("rshared".into()),
+    }
 }
 
 /// `Some(items)`, or `None` (the key left out) when there are none.
@@ -653,7 +710,7 @@ fn mounts(container: &ContainerSpec) -> Vec<Mount> {
             .set_source(Some(b.source.clone()))
             .set_options(Some(vec![
                 "rbind".into(),
-                "rprivate".into(),
+                b.propagation.option().into(),
                 if b.read_only { "ro" } else { "rw" }.into(),
             ]))
             .set_uid_mappings(None)
@@ -1004,6 +1061,7 @@ mod tests {
             source: source.into(),
             destination: destination.into(),
             read_only,
+            propagation: MountPropagation::Private,
         };
         c.mounts = vec![
             bind("/var/lib/pod/vol/data/cache", "/data/cache", false),
@@ -1037,6 +1095,78 @@ mod tests {
             generate(&c),
             Err(SpecError::InvalidMountDestination(_))
         ));
+    }
+
+    #[test]
+    fn mount_propagation_sets_the_bind_and_the_root() {
+        let mut c = base();
+        let bind = |destination: &str, propagation| BindMount {
+            source: "/var/lib/vol".into(),
+            destination: destination.into(),
+            read_only: false,
+            propagation,
+        };
+        c.mounts = vec![bind("/private", MountPropagation::Private)];
+        let spec = json_of(&c);
+        assert!(spec["linux"].get("rootfsPropagation").is_none());
+        c.mounts
+            .push(bind("/from-host", MountPropagation::HostToContainer));
+        let spec = json_of(&c);
+        assert_eq!(spec["linux"]["rootfsPropagation"], "rslave");
+        let options: Vec<&Value> = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] == "bind")
+            .map(|m| &m["options"])
+            .collect();
+        assert_eq!(
+            options,
+            [
+                &json!(["rbind", "rprivate", "rw"]),
+                &json!(["rbind", "rslave", "rw"])
+            ]
+        );
+        c.privileged = true;
+        c.mounts
+            .push(bind("/both", MountPropagation::Bidirectional));
+        let spec = json_of(&c);
+        assert_eq!(spec["linux"]["rootfsPropagation"], "rshared");
+        assert_eq!(
+            spec["mounts"].as_array().unwrap().last().unwrap()["options"],
+            json!(["rbind", "rshared", "rw"])
+        );
+    }
+
+    #[test]
+    fn seccomp_profiles() {
+        let mut c = base();
+        assert!(json_of(&c)["linux"].get("seccomp").is_none(), "Unconfined");
+        c.seccomp = Seccomp::RuntimeDefault;
+        let spec = json_of(&c);
+        let filter = &spec["linux"]["seccomp"];
+        assert_eq!(filter["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(filter["defaultErrnoRet"], 1);
+        // The container's capabilities decide: the default set has no CAP_SYS_ADMIN.
+        let allowed = strings(&filter["syscalls"][0]["names"]);
+        assert!(allowed.contains(&"read") && !allowed.contains(&"mount"));
+        c.capabilities.add = vec!["SYS_ADMIN".into()];
+        let spec = json_of(&c);
+        assert!(strings(&spec["linux"]["seccomp"]["syscalls"][0]["names"]).contains(&"mount"));
+        c.privileged = true;
+        assert!(json_of(&c)["linux"].get("seccomp").is_none(), "privileged");
+        let profile = crate::seccomp::ProfileFile::parse(
+            br#"{"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let mut c = base();
+        c.seccomp = Seccomp::Localhost(Box::new(profile));
+        assert_eq!(
+            json_of(&c)["linux"]["seccomp"],
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]})
+        );
     }
 
     #[test]

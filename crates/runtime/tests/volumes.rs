@@ -392,11 +392,13 @@ fn a_container_reads_a_config_map_file_and_writes_an_empty_dir() {
                     source: config.host_path.clone(),
                     destination: "/etc/config".into(),
                     read_only: config.read_only,
+                    propagation: nodelet_runtime::spec::MountPropagation::Private,
                 },
                 BindMount {
                     source: scratch.host_path.clone(),
                     destination: "/scratch".into(),
                     read_only: false,
+                    propagation: nodelet_runtime::spec::MountPropagation::Private,
                 },
             ];
         },

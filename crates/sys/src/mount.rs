@@ -1,5 +1,6 @@
-//! Mounts: overlayfs for container root filesystems, unmounting, and hiding a mount from a
-//! child process (in a private mount namespace of its own).
+//! Mounts: overlayfs for container root filesystems, unmounting, shared propagation for
+//! volumes with `mountPropagation`, and hiding a mount from a child process (in a private
+//! mount namespace of its own).
 //!
 //! # Many lower layers
 //!
@@ -296,6 +297,23 @@ pub fn unmount(target: &Path, detach: bool) -> Result<(), MountError> {
     }
     rustix::mount::unmount(target, flags)
         .map_err(|errno| MountError::syscall("unmounting", target, errno))
+}
+
+/// Makes the mount at `target` and every mount under it shared (`mount --make-rshared`), so
+/// that mounts made later beneath it propagate to its copies (containers' slave binds).
+pub fn make_rshared(target: &Path) -> Result<(), MountError> {
+    rustix::mount::mount_change(
+        target,
+        MountPropagationFlags::SHARED | MountPropagationFlags::REC,
+    )
+    .map_err(|errno| MountError::syscall("making shared", target, errno))
+}
+
+/// Bind-mounts the directory `target` onto itself (with the mounts under it), so that it is a
+/// mount point of its own whose propagation can be changed without touching its parent's.
+pub fn bind_onto_itself(target: &Path) -> Result<(), MountError> {
+    rustix::mount::mount_bind_recursive(target, target)
+        .map_err(|errno| MountError::syscall("bind-mounting onto itself", target, errno))
 }
 
 /// Whether `errno` from [`unmount`] means "nothing is mounted there" (`EINVAL`) or "no such

@@ -10,8 +10,8 @@ use super::volumes::validate_local_descending_path;
 use crate::field_errors::{BadValue, FieldError, FieldErrors, Path};
 use crate::k8s::api::core::v1::{
     Container, EnvFromSource, EnvVar, ExecAction, GRPCAction, HTTPGetAction, Lifecycle,
-    LifecycleHandler, ObjectFieldSelector, Probe, ResourceFieldSelector, SleepAction,
-    TCPSocketAction, VolumeMount,
+    LifecycleHandler, ObjectFieldSelector, Probe, ResourceFieldSelector, SeccompProfile,
+    SleepAction, TCPSocketAction, VolumeMount,
 };
 use crate::k8s::apimachinery::pkg::util::intstr::IntOrString;
 use crate::names;
@@ -251,6 +251,16 @@ pub fn validate_container_common(
         opts,
     ));
     errs.extend(validate_volume_mounts(c, volumes, &p.child("volumeMounts")));
+    if let Some(profile) = c
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.seccomp_profile.as_ref())
+    {
+        errs.extend(validate_seccomp_profile(
+            profile,
+            &p.child("securityContext").child("seccompProfile"),
+        ));
+    }
     match s(&c.image_pull_policy) {
         "Always" | "IfNotPresent" | "Never" => {}
         "" => errs.push(FieldError::required(&p.child("imagePullPolicy"), "")),
@@ -664,6 +674,43 @@ fn validate_volume_mounts(c: &Container, volumes: &BTreeSet<String>, path: &Path
                 ));
             }
         }
+    }
+    errs
+}
+
+/// A pod's or container's `seccompProfile` (upstream's `validateSeccompProfileField`).
+pub fn validate_seccomp_profile(profile: &SeccompProfile, path: &Path) -> FieldErrors {
+    const TYPES: [&str; 3] = ["Localhost", "RuntimeDefault", "Unconfined"];
+    let mut errs = FieldErrors::new();
+    match profile.type_.as_str() {
+        "" => errs.push(FieldError::required(
+            &path.child("type"),
+            "type is required when seccompProfile is set",
+        )),
+        t if !TYPES.contains(&t) => {
+            errs.push(FieldError::not_supported(&path.child("type"), t, &TYPES))
+        }
+        _ => {}
+    }
+    let local_path = path.child("localhostProfile");
+    match (profile.type_.as_str(), profile.localhost_profile.as_deref()) {
+        ("Localhost", None) => errs.push(FieldError::required(
+            &local_path,
+            "must be set when seccomp type is Localhost",
+        )),
+        ("Localhost", Some(file)) => errs.extend(validate_local_descending_path(file, &local_path)),
+        (_, Some(file)) => errs.push(FieldError::invalid(
+            &local_path,
+            // upstream prints the whole struct (`%#v`), whose pointer field is an address;
+            // the two values stand in for it.
+            BadValue::Raw(format!(
+                "core.SeccompProfile{{Type:{}, LocalhostProfile:{}}}",
+                crate::field_errors::go_quote(&profile.type_),
+                crate::field_errors::go_quote(file)
+            )),
+            "can only be set when seccomp type is Localhost",
+        )),
+        (_, None) => {}
     }
     errs
 }

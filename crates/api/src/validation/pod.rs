@@ -224,6 +224,12 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path, opts: &PodValidationOption
     ));
     if let Some(sc) = &spec.security_context {
         let sp = path.child("securityContext");
+        if let Some(profile) = &sc.seccomp_profile {
+            errs.extend(super::container::validate_seccomp_profile(
+                profile,
+                &sp.child("seccompProfile"),
+            ));
+        }
         for (field, id) in [
             ("runAsUser", sc.run_as_user),
             ("runAsGroup", sc.run_as_group),

@@ -356,3 +356,55 @@ fn warnings() {
         ]
     );
 }
+
+#[test]
+fn seccomp_profile_rules() {
+    let pod_level =
+        |profile: Value| pod(json!({"spec":{"securityContext":{"seccompProfile": profile}}}));
+    let container_level = |profile: Value| {
+        pod(with_container(
+            json!({"securityContext":{"seccompProfile": profile}}),
+        ))
+    };
+    assert!(errors(&pod_level(json!({"type":"RuntimeDefault"}))).is_empty());
+    assert!(
+        errors(&container_level(
+            json!({"type":"Localhost","localhostProfile":"profiles/a.json"})
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        errors(&pod_level(json!({"type":""}))),
+        [
+            "spec.securityContext.seccompProfile.type: Required value: type is required when seccompProfile is set"
+        ]
+    );
+    assert_eq!(
+        errors(&container_level(json!({"type":"Strict"}))),
+        [
+            "spec.containers[0].securityContext.seccompProfile.type: Unsupported value: \"Strict\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""
+        ]
+    );
+    assert_eq!(
+        errors(&container_level(json!({"type":"Localhost"}))),
+        [
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"
+        ]
+    );
+    assert_eq!(
+        errors(&pod_level(
+            json!({"type":"Localhost","localhostProfile":"../etc/x.json"})
+        )),
+        [
+            "spec.securityContext.seccompProfile.localhostProfile: Invalid value: \"../etc/x.json\": must not contain '..'"
+        ]
+    );
+    assert_eq!(
+        errors(&pod_level(
+            json!({"type":"RuntimeDefault","localhostProfile":"a.json"})
+        )),
+        [
+            "spec.securityContext.seccompProfile.localhostProfile: Invalid value: core.SeccompProfile{Type:\"RuntimeDefault\", LocalhostProfile:\"a.json\"}: can only be set when seccomp type is Localhost"
+        ]
+    );
+}

@@ -1000,6 +1000,9 @@ impl PodWorker {
         .map_err(|e| config_error(e.to_string()))?;
         crate::command::verify_run_as_non_root(&self.pod, &spec, &record.config)
             .map_err(config_error)?;
+        let root_dir = self.node.pods_dir.parent().unwrap_or(&self.node.pods_dir);
+        let seccomp =
+            crate::seccomp::container_seccomp(&self.pod, &spec, root_dir).map_err(config_error)?;
         let names = hostname::pod_hostname(&self.pod, &self.node.cluster_domain)
             .map_err(|e| config_error(e.to_string()))?;
         let uts_hostname = hostname::sandbox_hostname(&self.pod, &self.node.cluster_domain)
@@ -1039,6 +1042,14 @@ impl PodWorker {
             )
             .map_err(|e| config_error(e.to_string()))?,
         );
+        for mount in &mounts {
+            nodelet_runtime::propagation::prepare_source(
+                &mount.source,
+                mount.propagation,
+                &self.node.pods_dir,
+            )
+            .map_err(|e| create_error(e.to_string()))?;
+        }
 
         let attempt = self.slots[i].starts;
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
@@ -1088,6 +1099,7 @@ impl PodWorker {
             cspec.stop_signal = Signal::parse(signal).map_err(undo_bundle)?;
         }
         apply_security_context(&mut cspec, &spec);
+        cspec.seccomp = seccomp;
         cspec.cgroup_path = Some(self.pod_cgroup().container_path(&id));
         cspec.resources = crate::pod_resources::container_resources(&spec);
         let generated = spec::generate(&cspec).map_err(|e| undo_bundle(e.to_string()))?;
@@ -1099,6 +1111,17 @@ impl PodWorker {
             .handler
             .clone()
             .ok_or_else(|| undo_bundle("no runtime handler".into()))?;
+        let filtered = generated
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref());
+        if filtered.is_some() && !handler.runtime().supports_seccomp() {
+            return Err(undo_bundle(format!(
+                "runtime handler {:?} cannot enforce the container's seccomp profile (built without seccomp)",
+                handler.name
+            )));
+        }
         let log_path = self.container_logs(&spec.name).file(attempt);
         let config = ShimConfig::new(&handler, &id, bundle.dir(), &log_path);
         // The shim's state (shim.json, shim.pid, started.json, exit.json) lives in the
@@ -1250,12 +1273,14 @@ impl PodWorker {
                 source: hosts,
                 destination: "/etc/hosts".into(),
                 read_only: false,
+                propagation: spec::MountPropagation::Private,
             });
         }
         mounts.push(BindMount {
             source: hostname_file,
             destination: "/etc/hostname".into(),
             read_only: false,
+            propagation: spec::MountPropagation::Private,
         });
         Ok(mounts)
     }

@@ -100,6 +100,7 @@ pub fn termination_message_mount(
         source,
         destination: destination.into(),
         read_only: false,
+        propagation: nodelet_runtime::spec::MountPropagation::Private,
     }))
 }
 

@@ -4,13 +4,15 @@
 //! secret, downwardAPI, projected). Errors are the container's `CreateContainerConfigError`
 //! messages, in upstream's words.
 //!
-//! Not done: `mountPropagation` (every bind is `rprivate`) and `recursiveReadOnly`.
+//! `mountPropagation` becomes the bind's propagation (`rprivate`, `rslave`, `rshared`); the
+//! kubelet makes the source's host mount shared before such a container starts
+//! (`nodelet_runtime::propagation`). Not done: `recursiveReadOnly`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use nodelet_api::k8s::api::core::v1::Container;
-use nodelet_runtime::spec::BindMount;
+use nodelet_runtime::spec::{BindMount, MountPropagation};
 use nodelet_runtime::volumes::{self, MountedVolume, VolumeError};
 
 use crate::expansion;
@@ -78,9 +80,20 @@ pub fn container_mounts(
             source,
             destination: PathBuf::from(&mount.mount_path),
             read_only: mount.read_only.unwrap_or(false) || volume.read_only,
+            propagation: propagation(mount.mount_propagation.as_deref()),
         });
     }
     Ok(mounts)
+}
+
+/// API validation has refused other values (and Bidirectional outside privileged
+/// containers); anything else is the default, `None`.
+fn propagation(value: Option<&str>) -> MountPropagation {
+    match value {
+        Some("HostToContainer") => MountPropagation::HostToContainer,
+        Some("Bidirectional") => MountPropagation::Bidirectional,
+        _ => MountPropagation::Private,
+    }
 }
 
 /// upstream's `ExpandContainerVolumeMounts`: an unset or empty variable is an error.

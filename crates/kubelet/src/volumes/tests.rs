@@ -355,6 +355,7 @@ fn bind(source: &str, destination: &str, read_only: bool) -> BindMount {
         source: source.into(),
         destination: destination.into(),
         read_only,
+        propagation: nodelet_runtime::spec::MountPropagation::Private,
     }
 }
 
