@@ -111,8 +111,11 @@ pub fn ensure_image(
     let reference = match parse_image_name(image) {
         Ok(r) => r,
         Err(e) => {
-            emit(ImageEvent::invalid_image_name(image, &e).into());
-            return fail(waiting_reason::INVALID_IMAGE_NAME, e.to_string());
+            // Upstream's waiting message is the event's text.
+            let event = ImageEvent::invalid_image_name(image, &e);
+            let message = event.message.clone();
+            emit(event.into());
+            return fail(waiting_reason::INVALID_IMAGE_NAME, message);
         }
     };
     let policy =
