@@ -6,6 +6,7 @@
 mod serve_support;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nodelet_testbed::{Bed, BedInfo};
@@ -227,6 +228,97 @@ spec:
         "{pod:#}"
     );
     server.kubectl(&["delete", "pod", "held"]);
+}
+
+/// Containers the runtime still lists in this server's runc state directory.
+fn runc_containers(server: &Server) -> String {
+    let root = server.dir().join("runtimes/runc");
+    if !root.exists() {
+        return String::new();
+    }
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A pod of grace 60 s whose container ignores SIGTERM and whose PreStop would take 60 s,
+/// deleted with `delete_args`: the node must stop it well within 20 s, PreStop started.
+fn deleted_with_a_shorter_grace(delete_args: &[&str], expected: &str) {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let shared = server.dir().join("shorter");
+    std::fs::create_dir_all(&shared).unwrap();
+    let file = server.write(
+        "shorter.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: shorter
+spec:
+  terminationGracePeriodSeconds: 60
+  volumes:
+  - name: shared
+    hostPath: {{path: {shared}, type: Directory}}
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "touch /shared/pre-stop-ran; sleep 60"]
+"#,
+            shared = shared.display()
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/shorter",
+        "--timeout=60s",
+    ]);
+    assert!(!runc_containers(&server).is_empty());
+    let mut args = vec!["delete", "pod", "shorter"];
+    args.extend_from_slice(delete_args);
+    let out = server.kubectl(&args);
+    assert!(out.contains(expected), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runc_containers(&server).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running: {}",
+            runc_containers(&server)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(shared.join("pre-stop-ran").exists(), "PreStop still runs");
+}
+
+/// `kubectl delete --grace-period=0 --force`: the object goes at once, and the node still
+/// stops the container gracefully but with the minimum grace (PreStop gets 1 s, the stop
+/// signal 2 s: about 3 s), not the pod's 60 s.
+#[test]
+fn a_force_deleted_pod_is_stopped_with_the_minimum_grace() {
+    deleted_with_a_shorter_grace(
+        &["--grace-period=0", "--force"],
+        "pod \"shorter\" force deleted",
+    );
+}
+
+/// lifecycle_hook.go "reduce GracePeriodSeconds during runtime": a deletion's grace period
+/// replaces the pod's (PreStop gets 3 s, the stop signal 2 s: about 5 s).
+#[test]
+fn a_deletion_grace_period_replaces_the_pods() {
+    deleted_with_a_shorter_grace(&["--grace-period=3"], "pod \"shorter\" deleted");
 }
 
 /// The pod's events once `done` holds for them.
