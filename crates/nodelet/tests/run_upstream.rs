@@ -632,3 +632,28 @@ fn http_hooks_reach_the_pod_ip_and_sleep_hooks_wait() {
     );
     node.assert_clean();
 }
+
+/// downwardapi.go "should provide host IP and pod IP as an env var if pod uses host network".
+#[test]
+fn a_host_network_pod_has_the_node_ip_as_its_own() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let yaml = pod(
+        "dapi-hostnet",
+        &r#"  restartPolicy: Never
+  hostNetwork: true
+  containers:
+  - name: main
+    image: IMAGE
+    command: ["sh", "-c", "[ \"${HOST_IP:?}\" = \"${POD_IP:?}\" ] && echo OK; echo pod=$POD_IP host=$HOST_IP"]
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+"#
+        .replace("IMAGE", &image(&bed, "tiny")),
+    );
+    let done = node.run(&yaml);
+    assert_eq!(done.code, Some(0), "{}", done.all());
+    assert_lines(&done, &["[main] OK"]);
+    node.assert_clean();
+}
