@@ -230,6 +230,80 @@ spec:
     server.kubectl(&["delete", "pod", "held"]);
 }
 
+/// runtime.go "blackbox test when starting a container that exits should run with the
+/// expected status": the first run exits 1, the second 0, later ones keep running; restart
+/// count, phase, readiness and state per restart policy.
+#[test]
+fn restart_policies_give_upstreams_counts_phases_and_states() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let script = "echo run >> /restart-count/count; n=$(wc -l < /restart-count/count); if [ $n -eq 1 ]; then exit 1; fi; if [ $n -eq 2 ]; then exit 0; fi; trap 'exit 0' TERM; while true; do sleep 1; done";
+    let cases = [
+        ("terminate-cmd-rpa", "Always", 2, "Running", true, "running"),
+        (
+            "terminate-cmd-rpof",
+            "OnFailure",
+            1,
+            "Succeeded",
+            false,
+            "terminated",
+        ),
+        (
+            "terminate-cmd-rpn",
+            "Never",
+            0,
+            "Failed",
+            false,
+            "terminated",
+        ),
+    ];
+    for (name, policy, ..) in cases {
+        let file = server.write(
+            &format!("{name}.yaml"),
+            &format!(
+                r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: restart-count
+    emptyDir: {{medium: Memory}}
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "{script}"]
+    volumeMounts:
+    - {{name: restart-count, mountPath: /restart-count}}
+"#
+            ),
+        );
+        server.kubectl(&["create", "-f", &file]);
+    }
+    for (name, _, restarts, phase, ready, state) in cases {
+        let summary = &[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount} {.status.phase} {.status.containerStatuses[0].ready}",
+        ];
+        let want = format!("{restarts} {phase} {ready}");
+        server.wait_for(60, summary, |out| out == want);
+        let pod = json(&server, &["get", "pod", name, "-o", "json"]);
+        assert!(
+            pod["status"]["containerStatuses"][0]["state"][state].is_object(),
+            "{name}: {pod:#}"
+        );
+    }
+    for (name, ..) in cases {
+        server.kubectl(&["delete", "pod", name]);
+    }
+}
+
 /// Containers the runtime still lists in this server's runc state directory.
 fn runc_containers(server: &Server) -> String {
     let root = server.dir().join("runtimes/runc");
