@@ -387,9 +387,11 @@ fn whole_seconds(d: Option<Duration>) -> i64 {
     d.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The grace period the pod worker terminates a pod with (spec §7.7, M): it can only shrink —
-/// the previous value, lowered by `deletionGracePeriodSeconds` and by a kubelet override
-/// (eviction); the spec's value when none of those is set; never below 1.
+/// The grace period the pod worker terminates a pod with (spec §7.7; upstream's
+/// `calculateEffectiveGracePeriod`): it can only shrink — the previous value, lowered by
+/// `deletionGracePeriodSeconds` and by a kubelet override (eviction); the spec's value only
+/// when neither lowered it; never below 1. A force deletion (`deletionGracePeriodSeconds: 0`)
+/// is therefore 1 s, not the spec's grace (upstream fixed that in kubernetes#115819).
 pub fn effective_pod_grace_period(
     previous: Option<i64>,
     deletion_grace: Option<i64>,
@@ -397,12 +399,14 @@ pub fn effective_pod_grace_period(
     spec_grace: Option<i64>,
 ) -> i64 {
     let mut grace = previous.unwrap_or(0);
+    let mut overridden = false;
     for lower in [deletion_grace, kubelet_override].into_iter().flatten() {
         if grace == 0 || lower < grace {
             grace = lower;
+            overridden = true;
         }
     }
-    if grace == 0 {
+    if !overridden && grace == 0 {
         grace = spec_grace.unwrap_or(0);
     }
     grace.max(MINIMUM_POD_GRACE_PERIOD_SECONDS)
@@ -771,7 +775,9 @@ mod tests {
             (Some(15), Some(30), None, Some(30), 15),
             (Some(30), Some(10), None, Some(30), 10),
             (None, Some(30), Some(5), Some(30), 5),
-            (None, Some(0), None, Some(30), 30),
+            // force deletion: the minimum, not the spec's grace
+            (None, Some(0), None, Some(30), 1),
+            (None, None, Some(0), Some(30), 1),
             (None, None, None, None, 1),
             (None, None, None, Some(0), 1),
         ];

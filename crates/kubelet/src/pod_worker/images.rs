@@ -30,8 +30,10 @@ pub struct ImageFailure {
     pub message: String,
 }
 
-/// The pod's pull secrets merged into one keyring: `imagePullSecrets` of the pod, then those of
-/// its ServiceAccount (both from the pod's namespace only). Missing secrets give the
+/// The pod's pull secrets merged into one keyring (all from the pod's namespace): its
+/// `imagePullSecrets`, or — when it lists none — its ServiceAccount's, as the API server's
+/// ServiceAccount admission copies them (a file given to `nodelet run` has not been through
+/// it). Entries without a name are skipped. Missing secrets give the
 /// `FailedToRetrieveImagePullSecret` Warning; malformed ones fail the pull.
 pub fn pod_keyring(
     pod: &Pod,
@@ -40,26 +42,27 @@ pub fn pod_keyring(
 ) -> Result<Keyring, ImageFailure> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let spec = pod.spec.as_ref();
-    let mut names: Vec<String> = spec
-        .and_then(|s| s.image_pull_secrets.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|r| r.name.clone())
-        .collect();
-    if let Some(sa) = spec
-        .and_then(|s| s.service_account_name.as_deref())
-        .filter(|n| !n.is_empty())
-        .and_then(|n| objects.service_account(namespace, n))
-    {
-        for r in sa.image_pull_secrets.iter().flatten() {
-            if !names.contains(&r.name) {
-                names.push(r.name.clone());
-            }
+    let own = spec
+        .and_then(|s| s.image_pull_secrets.as_deref())
+        .unwrap_or_default();
+    let references = if own.is_empty() {
+        spec.and_then(|s| s.service_account_name.as_deref())
+            .filter(|n| !n.is_empty())
+            .and_then(|n| objects.service_account(namespace, n))
+            .and_then(|sa| sa.image_pull_secrets.as_deref())
+            .unwrap_or_default()
+    } else {
+        own
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for name in references.iter().map(|r| r.name.as_str()) {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
         }
     }
     let mut missing: Vec<&str> = Vec::new();
     let mut found = Vec::new();
-    for name in &names {
+    for name in names {
         match objects.secret(namespace, name) {
             Some(secret) => found.push(secret),
             None => missing.push(name),
@@ -111,8 +114,11 @@ pub fn ensure_image(
     let reference = match parse_image_name(image) {
         Ok(r) => r,
         Err(e) => {
-            emit(ImageEvent::invalid_image_name(image, &e).into());
-            return fail(waiting_reason::INVALID_IMAGE_NAME, e.to_string());
+            // Upstream's waiting message is the event's text.
+            let event = ImageEvent::invalid_image_name(image, &e);
+            let message = event.message.clone();
+            emit(event.into());
+            return fail(waiting_reason::INVALID_IMAGE_NAME, message);
         }
     };
     let policy =
@@ -194,5 +200,71 @@ pub fn ensure_image(
             back_off.record_failure(&key, Instant::now(), Some(failure.summary()));
             fail(failure.reason, failure.message)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use nodelet_api::k8s::api::core::v1::{LocalObjectReference, PodSpec, ServiceAccount};
+    use nodelet_api::k8s::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn references(names: &[&str]) -> Option<Vec<LocalObjectReference>> {
+        Some(
+            names
+                .iter()
+                .map(|n| LocalObjectReference {
+                    name: (*n).to_owned(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The secrets the keyring looked for, read from the missing-secrets warning (none of
+    /// them exists here).
+    fn looked_for(own: &[&str]) -> Option<String> {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                namespace: Some("team".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                service_account_name: Some("robot".into()),
+                image_pull_secrets: references(own),
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        let objects = PodObjects {
+            service_accounts: vec![ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some("robot".into()),
+                    namespace: Some("team".into()),
+                    ..ObjectMeta::default()
+                },
+                image_pull_secrets: references(&["sa-one", "sa-two"]),
+                ..ServiceAccount::default()
+            }],
+            ..PodObjects::default()
+        };
+        let warning = RefCell::new(None);
+        pod_keyring(&pod, &objects, &|e| *warning.borrow_mut() = Some(e.message)).unwrap();
+        warning.into_inner()
+    }
+
+    #[test]
+    fn the_service_accounts_secrets_only_when_the_pod_names_none() {
+        let message = |names: &str| {
+            Some(format!(
+                "Unable to retrieve some image pull secrets ({names}); attempting to pull the image may not succeed."
+            ))
+        };
+        assert_eq!(looked_for(&[]), message("sa-one, sa-two"));
+        assert_eq!(looked_for(&["own", "own"]), message("own"));
+        // An entry without a name still counts as the pod's own list, and is skipped.
+        assert_eq!(looked_for(&[""]), None);
     }
 }

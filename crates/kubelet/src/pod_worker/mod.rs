@@ -181,13 +181,20 @@ pub struct StopHandle(Sender<Msg>);
 
 impl StopHandle {
     pub fn stop(&self) {
-        let _ = self.0.send(Msg::Stop);
+        let _ = self.0.send(Msg::Stop(None));
+    }
+
+    /// Terminates for an API deletion with its `deletionGracePeriodSeconds` (0 for a forced
+    /// one), which replaces the pod's own grace as upstream's kubelet takes it (spec §7.7).
+    pub fn stop_for_deletion(&self, deletion_grace_seconds: i64) {
+        let _ = self.0.send(Msg::Stop(Some(deletion_grace_seconds)));
     }
 }
 
 #[derive(Debug)]
 enum Msg {
-    Stop,
+    /// With the deletion's grace period when the API server deleted the pod.
+    Stop(Option<i64>),
     Exited,
     /// A probe of a running container reported (see [`PodWorker::on_probe`]).
     Probe(ProbeEvent),
@@ -447,7 +454,12 @@ impl PodWorker {
 
     fn take_in(&mut self, msg: Msg) {
         match msg {
-            Msg::Stop => self.stopping = true,
+            Msg::Stop(deletion_grace) => {
+                if deletion_grace.is_some() {
+                    self.pod.metadata.deletion_grace_period_seconds = deletion_grace;
+                }
+                self.stopping = true;
+            }
             Msg::Exited => {}
             Msg::Probe(event) => self.on_probe(event),
         }

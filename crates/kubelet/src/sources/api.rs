@@ -159,7 +159,10 @@ impl ApiSource {
                         remove_pod_logs(&self.node.log_dir, pod);
                     }
                     if let Some(stop) = &entry.stop {
-                        stop.stop();
+                        match pod.metadata.deletion_grace_period_seconds {
+                            Some(grace) => stop.stop_for_deletion(grace),
+                            None => stop.stop(),
+                        }
                     }
                     tokio::spawn(finish_deletion(
                         self.client.clone(),
@@ -178,7 +181,8 @@ impl ApiSource {
                 && !done
                 && let Some(stop) = &entry.stop
             {
-                stop.stop();
+                // Gone from the API without our deleting it: a forced deletion (grace 0).
+                stop.stop_for_deletion(0);
             }
             present || !done
         });
