@@ -462,8 +462,8 @@ async fn resource_request(
                 return Err(ApiError::method_not_allowed());
             }
             let sel = selection(query, rt)?;
-            let (_, body) = read_body(req).await?;
-            let opts = delete_options(query, &body)?;
+            let (headers, body) = read_body(req).await?;
+            let opts = delete_options(query, &delete_options_body(&headers, &body)?)?;
             let page = res
                 .list(
                     rt,
@@ -514,8 +514,8 @@ async fn resource_request(
             Ok(written_response(StatusCode::OK, rt, written, accept, query))
         }
         (&Method::DELETE, Some(name), None) => {
-            let (_, body) = read_body(req).await?;
-            let opts = delete_options(query, &body)?;
+            let (headers, body) = read_body(req).await?;
+            let opts = delete_options(query, &delete_options_body(&headers, &body)?)?;
             if rt.id == Kind::Namespace {
                 namespaces::check_deletable(rt, name)?;
             }
@@ -537,11 +537,22 @@ async fn resource_request(
             ))
         }
         (&Method::POST, Some(name), Some("eviction")) => {
-            let (_, body) = read_body(req).await?;
-            let eviction: Value = serde_json::from_slice(&body)
-                .map_err(|err| ApiError::bad_request(format!("decoding the eviction: {err}")))?;
-            let options = serde_json::to_vec(&eviction["deleteOptions"]).unwrap_or_default();
-            let opts = delete_options(&Query::default(), &options)?;
+            let (headers, body) = read_body(req).await?;
+            let eviction = if crate::protobuf::is_protobuf(&content_type(&headers)) {
+                crate::protobuf::decode(&body)?
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|err| ApiError::bad_request(format!("decoding the eviction: {err}")))?
+            };
+            if eviction["metadata"]["name"]
+                .as_str()
+                .is_some_and(|named| !named.is_empty() && named != name)
+            {
+                return Err(ApiError::bad_request(
+                    "name in URL does not match name in Eviction object",
+                ));
+            }
+            let opts = delete_options(&Query::default(), &eviction["deleteOptions"])?;
             res.delete(rt, ns, name, &opts).await?;
             Ok(json_response(
                 StatusCode::CREATED,
@@ -561,14 +572,21 @@ async fn resource_request(
     }
 }
 
-/// DeleteOptions from the body (may be empty or `null`) and the query.
-fn delete_options(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
+/// A DELETE's body as JSON: none (`null`), JSON, or protobuf (typed clients such as
+/// `kubectl drain` send their DeleteOptions that way).
+fn delete_options_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Null)
+    } else if crate::protobuf::is_protobuf(&content_type(headers)) {
+        crate::protobuf::decode(body)
     } else {
         serde_json::from_slice(body)
-            .map_err(|err| ApiError::bad_request(format!("decoding DeleteOptions: {err}")))?
-    };
+            .map_err(|err| ApiError::bad_request(format!("decoding DeleteOptions: {err}")))
+    }
+}
+
+/// DeleteOptions from the body (`null` when there was none) and the query.
+fn delete_options(query: &Query, body: &Value) -> ApiResult<DeleteOptions> {
     let dry_run_body = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
@@ -616,17 +634,17 @@ mod tests {
     #[test]
     fn delete_options_from_body_and_query() {
         let q = Query::parse(Some("gracePeriodSeconds=5"));
-        let o = delete_options(&q, br#"{"propagationPolicy":"Background"}"#).unwrap();
+        let o = delete_options(&q, &json!({"propagationPolicy": "Background"})).unwrap();
         assert_eq!(o.grace_period_seconds, Some(5));
         let o = delete_options(
             &Query::default(),
-            br#"{"gracePeriodSeconds":0,"preconditions":{"uid":"u"}}"#,
+            &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u"}}),
         )
         .unwrap();
         assert_eq!(o.grace_period_seconds, Some(0));
         assert_eq!(o.uid.as_deref(), Some("u"));
         assert!(
-            delete_options(&Query::default(), b"")
+            delete_options(&Query::default(), &Value::Null)
                 .unwrap()
                 .grace_period_seconds
                 .is_none()
