@@ -328,3 +328,190 @@ stringData:
         assert_eq!(*mode, want, "{path}: {mode:o}");
     }
 }
+
+#[test]
+fn the_node_and_the_bootstrap_objects_are_registered() {
+    if !installed(KUBECTL) {
+        return;
+    }
+    let server = Server::start(None);
+    let k = server.client(KUBECTL);
+    server.wait_for_node();
+    let node = hostname();
+    let field = |path: &str| k.ok(&["get", "node", &node, "-o", &format!("jsonpath={path}")]);
+    assert_eq!(
+        field("{.metadata.labels['kubernetes\\.io/hostname']}"),
+        node
+    );
+    assert_eq!(field("{.metadata.labels['kubernetes\\.io/os']}"), "linux");
+    assert_eq!(
+        field("{.metadata.labels['kubernetes\\.io/arch']}"),
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    );
+    let cpus = std::thread::available_parallelism()
+        .unwrap()
+        .get()
+        .to_string();
+    for of in ["capacity", "allocatable"] {
+        assert_eq!(field(&format!("{{.status.{of}.pods}}")), "110");
+        assert!(
+            !field(&format!("{{.status.{of}.memory}}")).is_empty(),
+            "{of} memory"
+        );
+        // Capacity is the machine's; allocatable may be less (a CPU set).
+        let cpu: usize = field(&format!("{{.status.{of}.cpu}}")).parse().unwrap();
+        assert!(cpu >= 1 && cpu <= cpus.parse().unwrap(), "{of} cpu {cpu}");
+    }
+    assert_eq!(
+        field("{.status.conditions[?(@.type==\"Ready\")].status}"),
+        "True"
+    );
+
+    // The heart-beat: a Lease in kube-node-lease, renewed while the node runs.
+    let lease = |path: &str| {
+        k.ok(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            &node,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    };
+    assert_eq!(
+        lease("{.spec.holderIdentity} {.spec.leaseDurationSeconds}"),
+        format!("{node} 40")
+    );
+    let first = lease("{.spec.renewTime}");
+    k.wait_for(
+        30,
+        &[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            &node,
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ],
+        |now| !now.is_empty() && now != first,
+    );
+
+    // The `kubernetes` Service holds the first ClusterIP of the service range.
+    let out = k.ok(&["get", "service", "kubernetes", "--no-headers"]);
+    let row: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        row[..5],
+        ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"],
+        "{out}"
+    );
+}
+
+#[test]
+fn patches_of_every_type() {
+    if !installed(KUBECTL) {
+        return;
+    }
+    let server = Server::start(None);
+    let k = server.client(KUBECTL);
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":null,"c":"3"}}"#
+        ]),
+        "configmap/settings patched\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/data/b","value":"two"},{"op":"add","path":"/metadata/labels","value":{"tier":"web"}}]"#,
+        ]),
+        "configmap/settings patched\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "configmap",
+            "settings",
+            "-p",
+            r#"{"metadata":{"labels":{"more":"yes"}}}"#
+        ]),
+        "configmap/settings patched\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data} {.metadata.labels}"
+        ]),
+        r#"{"b":"two","c":"3"} {"more":"yes","tier":"web"}"#
+    );
+    // A patch that changes nothing says so.
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"c":"3"}}"#
+        ]),
+        "configmap/settings patched (no change)\n"
+    );
+}
+
+#[test]
+fn always_pull_images_when_enabled() {
+    if !installed(KUBECTL) {
+        return;
+    }
+    let server =
+        Server::start_with_serve_args(None, &["--enable-admission-plugins=AlwaysPullImages"]);
+    let k = server.client(KUBECTL);
+    let file = server.write(
+        "pod.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: cached
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+    imagePullPolicy: Never
+",
+    );
+    k.ok(&["create", "-f", &file]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "cached",
+            "-o",
+            "jsonpath={.spec.containers[0].imagePullPolicy}"
+        ]),
+        "Always"
+    );
+}
