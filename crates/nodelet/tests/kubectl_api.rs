@@ -284,6 +284,11 @@ fn the_data_dir_is_private_and_secret_data_stays_out_of_errors() {
         r#"{"data":{"password":"hunter2secret!!"}}"#,
     ]);
     assert_eq!(patched.code, Some(1), "{patched:?}");
+    assert_eq!(
+        patched.stderr.trim_end(),
+        "Error from server (BadRequest): Secret in version \"v1\" cannot be handled as a Secret: \
+         illegal base64 data at input byte 13"
+    );
     let config = server.write(
         "dockercfg.yaml",
         "apiVersion: v1
