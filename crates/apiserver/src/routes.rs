@@ -552,7 +552,10 @@ async fn resource_request(
                     "name in URL does not match name in Eviction object",
                 ));
             }
-            let opts = delete_options(&Query::default(), &eviction["deleteOptions"])?;
+            let mut opts = delete_options(&Query::default(), &eviction["deleteOptions"])?;
+            if !opts.dry_run {
+                mark_disruption_target(res, rt, ns, name, &mut opts).await?;
+            }
             res.delete(rt, ns, name, &opts).await?;
             Ok(json_response(
                 StatusCode::CREATED,
@@ -570,6 +573,51 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Upstream's eviction first records why the pod goes: a `DisruptionTarget` condition (which
+/// the kubelet keeps while it stops the pod). A resourceVersion precondition that still holds
+/// moves to the updated pod; a stale one is left for the delete to refuse.
+async fn mark_disruption_target(
+    res: &Resources,
+    rt: &'static ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    opts: &mut DeleteOptions,
+) -> ApiResult<()> {
+    let pod = res.get(rt, ns, name).await?;
+    let current = pod["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    if !pod["metadata"]["deletionTimestamp"].is_null()
+        || opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|want| want != current)
+    {
+        return Ok(());
+    }
+    let condition = Patch::Strategic(json!({"status": {"conditions": [{
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastTransitionTime": crate::resources::meta::now_rfc3339(),
+    }]}}));
+    let written = res
+        .patch(
+            rt,
+            ns,
+            name,
+            &condition,
+            Some("status"),
+            &WriteOptions::default(),
+        )
+        .await?;
+    if opts.resource_version.is_some() {
+        opts.resource_version = written.object["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    Ok(())
 }
 
 /// A DELETE's body as JSON: none (`null`), JSON, or protobuf (typed clients such as

@@ -152,6 +152,56 @@ fn drain_cordon_uncordon(bin: &str) {
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert_eq!(k.ok(&["get", "pods", "-o", "name"]), "pod/late\n");
     k.ok(&["uncordon", &node]);
+
+    if bin == KUBECTL_1_20 {
+        return;
+    }
+    // An evicted pod that takes its grace period says why it is going while it stops: sh as
+    // pid 1 ignores SIGTERM, so drain gives up waiting first.
+    let slow = server.write(
+        "slow.yaml",
+        &pod("slow", &image, "")
+            .replace("trap 'exit 0' TERM; ", "")
+            .replace(
+                "terminationGracePeriodSeconds: 5",
+                "terminationGracePeriodSeconds: 8",
+            ),
+    );
+    k.ok(&["create", "-f", &slow]);
+    wait_ready(&k, "slow");
+    let ran = k.run(&[
+        "drain",
+        &node,
+        "--pod-selector",
+        "app=slow",
+        "--force",
+        "--timeout=2s",
+    ]);
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stdout.contains("evicting pod default/slow"), "{ran:?}");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "slow",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="DisruptionTarget")]['status','reason','message']}"#,
+        ]),
+        "True EvictionByEvictionAPI Eviction API: evicting"
+    );
+    assert!(
+        !k.ok(&[
+            "get",
+            "pod",
+            "slow",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty()
+    );
+    // (The kubelet does not yet shorten a running grace period: this waits out the 8 s.)
+    k.ok(&["delete", "pod", "slow", "--grace-period=1", "--timeout=60s"]);
+    k.ok(&["uncordon", &node]);
 }
 
 per_kubectl! {
