@@ -144,13 +144,18 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     for r in in_group_version(group, version) {
         resources.push(resource_entry(r));
         for sub in r.subresources {
-            resources.push(json!({
+            let mut entry = json!({
                 "name": format!("{}/{}", r.plural, sub.name),
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": sub.kind,
                 "verbs": sub.verbs,
-            }));
+            });
+            if let Some((group, version)) = sub.kind_group_version {
+                entry["group"] = json!(group);
+                entry["version"] = json!(version);
+            }
+            resources.push(entry);
         }
     }
     if resources.is_empty() {
@@ -190,9 +195,10 @@ fn aggregated_group(group: &str, form: Aggregated) -> Value {
                 .subresources
                 .iter()
                 .map(|s| {
+                    let (group, version) = s.kind_group_version.unwrap_or((r.group, r.version));
                     json!({
                         "subresource": s.name,
-                        "responseKind": {"group": r.group, "version": r.version, "kind": s.kind},
+                        "responseKind": {"group": group, "version": version, "kind": s.kind},
                         "verbs": s.verbs,
                     })
                 })
@@ -279,6 +285,17 @@ mod tests {
             .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
+        // kubectl drain evicts only when pods/eviction names policy/v1 (else it deletes).
+        let eviction = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(
+            (&eviction["group"], &eviction["version"], &eviction["kind"]),
+            (&json!("policy"), &json!("v1"), &json!("Eviction"))
+        );
         assert!(resource_list("node.k8s.io", "v1").is_some());
         assert!(resource_list("apps", "v1").is_none());
         let agg = aggregated(false, Aggregated::V2);

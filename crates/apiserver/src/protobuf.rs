@@ -33,6 +33,8 @@ const KEEP_ZERO: &[&str] = &[
     "enableServiceLinks",
     "allocateLoadBalancerNodePorts",
     "hostNetwork",
+    "gracePeriodSeconds",
+    "orphanDependents",
 ];
 
 /// How a field's value is turned into JSON.
@@ -249,6 +251,28 @@ static SERVICE: &[F] = &[
     one(3, "status", Ty::Msg(EMPTY)),
 ];
 
+static PRECONDITIONS: &[F] = &[one(1, "uid", Ty::Str), one(2, "resourceVersion", Ty::Str)];
+
+/// meta/v1 DeleteOptions: typed clients (`kubectl drain`) send it as protobuf.
+static DELETE_OPTIONS: &[F] = &[
+    one(1, "gracePeriodSeconds", Ty::Int),
+    one(2, "preconditions", Ty::Msg(PRECONDITIONS)),
+    one(3, "orphanDependents", Ty::Bool),
+    one(4, "propagationPolicy", Ty::Str),
+    many(5, "dryRun", Ty::Str),
+    one(
+        6,
+        "ignoreStoreReadErrorWithClusterBreakingPotential",
+        Ty::Bool,
+    ),
+];
+
+/// policy/v1 Eviction, what `kubectl drain` posts to pods/eviction.
+static EVICTION: &[F] = &[
+    one(1, "metadata", Ty::Msg(OBJECT_META)),
+    one(2, "deleteOptions", Ty::Msg(DELETE_OPTIONS)),
+];
+
 fn schema(kind: &str) -> Option<&'static [F]> {
     Some(match kind {
         "Secret" => SECRET,
@@ -257,6 +281,8 @@ fn schema(kind: &str) -> Option<&'static [F]> {
         "ServiceAccount" => SERVICE_ACCOUNT,
         "Pod" => POD,
         "Service" => SERVICE,
+        "DeleteOptions" => DELETE_OPTIONS,
+        "Eviction" => EVICTION,
         _ => return None,
     })
 }
@@ -266,7 +292,7 @@ fn unsupported(why: String) -> ApiError {
         415,
         "UnsupportedMediaType",
         format!(
-            "{why}; this server reads {MEDIA_TYPE} only for Secret, ConfigMap, Namespace, ServiceAccount, Pod and Service: send application/json"
+            "{why}; this server reads {MEDIA_TYPE} only for Secret, ConfigMap, Namespace, ServiceAccount, Pod, Service, DeleteOptions and Eviction: send application/json"
         ),
     )
 }
@@ -576,6 +602,36 @@ mod tests {
         assert_eq!(obj["metadata"]["name"], "regcred");
         assert_eq!(obj["type"], "kubernetes.io/dockerconfigjson");
         assert_eq!(obj["data"][".dockerconfigjson"], "e30=");
+    }
+
+    #[test]
+    fn decodes_the_eviction_kubectl_drain_sends() {
+        let mut preconditions = Vec::new();
+        field(1, b"uid-1", &mut preconditions);
+        let mut options = Vec::new();
+        // gracePeriodSeconds = 0: a pointer field, so the zero is kept.
+        varint(1 << 3, &mut options);
+        varint(0, &mut options);
+        field(2, &preconditions, &mut options);
+        let mut meta = Vec::new();
+        field(1, b"web", &mut meta);
+        field(3, b"default", &mut meta);
+        let mut eviction = Vec::new();
+        field(1, &meta, &mut eviction);
+        field(2, &options, &mut eviction);
+        let mut type_meta = Vec::new();
+        field(1, b"policy/v1", &mut type_meta);
+        field(2, b"Eviction", &mut type_meta);
+        let mut unknown = Vec::new();
+        field(1, &type_meta, &mut unknown);
+        field(2, &eviction, &mut unknown);
+        let mut body = b"k8s\x00".to_vec();
+        body.extend(unknown);
+        let obj = decode(&body).unwrap();
+        assert_eq!(obj["apiVersion"], "policy/v1");
+        assert_eq!(obj["metadata"]["name"], "web");
+        assert_eq!(obj["deleteOptions"]["gracePeriodSeconds"], 0);
+        assert_eq!(obj["deleteOptions"]["preconditions"]["uid"], "uid-1");
     }
 
     #[test]

@@ -462,8 +462,8 @@ async fn resource_request(
                 return Err(ApiError::method_not_allowed());
             }
             let sel = selection(query, rt)?;
-            let (_, body) = read_body(req).await?;
-            let opts = delete_options(query, &body)?;
+            let (headers, body) = read_body(req).await?;
+            let opts = delete_options(query, &delete_options_body(&headers, &body)?)?;
             let page = res
                 .list(
                     rt,
@@ -514,8 +514,8 @@ async fn resource_request(
             Ok(written_response(StatusCode::OK, rt, written, accept, query))
         }
         (&Method::DELETE, Some(name), None) => {
-            let (_, body) = read_body(req).await?;
-            let opts = delete_options(query, &body)?;
+            let (headers, body) = read_body(req).await?;
+            let opts = delete_options(query, &delete_options_body(&headers, &body)?)?;
             if rt.id == Kind::Namespace {
                 namespaces::check_deletable(rt, name)?;
             }
@@ -537,11 +537,25 @@ async fn resource_request(
             ))
         }
         (&Method::POST, Some(name), Some("eviction")) => {
-            let (_, body) = read_body(req).await?;
-            let eviction: Value = serde_json::from_slice(&body)
-                .map_err(|err| ApiError::bad_request(format!("decoding the eviction: {err}")))?;
-            let options = serde_json::to_vec(&eviction["deleteOptions"]).unwrap_or_default();
-            let opts = delete_options(&Query::default(), &options)?;
+            let (headers, body) = read_body(req).await?;
+            let eviction = if crate::protobuf::is_protobuf(&content_type(&headers)) {
+                crate::protobuf::decode(&body)?
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|err| ApiError::bad_request(format!("decoding the eviction: {err}")))?
+            };
+            if eviction["metadata"]["name"]
+                .as_str()
+                .is_some_and(|named| !named.is_empty() && named != name)
+            {
+                return Err(ApiError::bad_request(
+                    "name in URL does not match name in Eviction object",
+                ));
+            }
+            let mut opts = delete_options(&Query::default(), &eviction["deleteOptions"])?;
+            if !opts.dry_run {
+                mark_disruption_target(res, rt, ns, name, &mut opts).await?;
+            }
             res.delete(rt, ns, name, &opts).await?;
             Ok(json_response(
                 StatusCode::CREATED,
@@ -561,14 +575,66 @@ async fn resource_request(
     }
 }
 
-/// DeleteOptions from the body (may be empty or `null`) and the query.
-fn delete_options(query: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
+/// Upstream's eviction first records why the pod goes: a `DisruptionTarget` condition (which
+/// the kubelet keeps while it stops the pod). A resourceVersion precondition that still holds
+/// moves to the updated pod; a stale one is left for the delete to refuse.
+async fn mark_disruption_target(
+    res: &Resources,
+    rt: &'static ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    opts: &mut DeleteOptions,
+) -> ApiResult<()> {
+    let pod = res.get(rt, ns, name).await?;
+    let current = pod["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    if !pod["metadata"]["deletionTimestamp"].is_null()
+        || opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|want| want != current)
+    {
+        return Ok(());
+    }
+    let condition = Patch::Strategic(json!({"status": {"conditions": [{
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastTransitionTime": crate::resources::meta::now_rfc3339(),
+    }]}}));
+    let written = res
+        .patch(
+            rt,
+            ns,
+            name,
+            &condition,
+            Some("status"),
+            &WriteOptions::default(),
+        )
+        .await?;
+    if opts.resource_version.is_some() {
+        opts.resource_version = written.object["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    Ok(())
+}
+
+/// A DELETE's body as JSON: none (`null`), JSON, or protobuf (typed clients such as
+/// `kubectl drain` send their DeleteOptions that way).
+fn delete_options_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Null)
+    } else if crate::protobuf::is_protobuf(&content_type(headers)) {
+        crate::protobuf::decode(body)
     } else {
         serde_json::from_slice(body)
-            .map_err(|err| ApiError::bad_request(format!("decoding DeleteOptions: {err}")))?
-    };
+            .map_err(|err| ApiError::bad_request(format!("decoding DeleteOptions: {err}")))
+    }
+}
+
+/// DeleteOptions from the body (`null` when there was none) and the query.
+fn delete_options(query: &Query, body: &Value) -> ApiResult<DeleteOptions> {
     let dry_run_body = body["dryRun"]
         .as_array()
         .is_some_and(|a| a.iter().any(|v| v == "All"));
@@ -616,17 +682,17 @@ mod tests {
     #[test]
     fn delete_options_from_body_and_query() {
         let q = Query::parse(Some("gracePeriodSeconds=5"));
-        let o = delete_options(&q, br#"{"propagationPolicy":"Background"}"#).unwrap();
+        let o = delete_options(&q, &json!({"propagationPolicy": "Background"})).unwrap();
         assert_eq!(o.grace_period_seconds, Some(5));
         let o = delete_options(
             &Query::default(),
-            br#"{"gracePeriodSeconds":0,"preconditions":{"uid":"u"}}"#,
+            &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u"}}),
         )
         .unwrap();
         assert_eq!(o.grace_period_seconds, Some(0));
         assert_eq!(o.uid.as_deref(), Some("u"));
         assert!(
-            delete_options(&Query::default(), b"")
+            delete_options(&Query::default(), &Value::Null)
                 .unwrap()
                 .grace_period_seconds
                 .is_none()

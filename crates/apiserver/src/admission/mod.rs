@@ -1,6 +1,7 @@
 //! The admission chain, run on every create and update before the store write, in upstream's
 //! order: NamespaceLifecycle, defaulting, ServiceAccount, RuntimeClass, AlwaysPullImages
-//! (when enabled), ClusterIP allocation, then validation.
+//! (when enabled), ClusterIP allocation, then validation (and, for events.k8s.io/v1 creates,
+//! [`validate_v1_event_create`]).
 //!
 //! The rules themselves are pure functions in `nodelet_api` where they exist; what needs the
 //! store (does the namespace exist, which pull secrets has the ServiceAccount, what does the
@@ -8,6 +9,7 @@
 
 mod clusterip;
 mod defaults;
+mod events;
 mod runtimeclass;
 mod serviceaccount;
 mod validate;
@@ -49,6 +51,19 @@ pub(crate) fn typed<T: DeserializeOwned>(obj: &Value) -> ApiResult<T> {
 /// Typed object → JSON, keeping the type metadata of `like`.
 pub(crate) fn untyped<T: Serialize>(t: &T) -> ApiResult<Value> {
     serde_json::to_value(t).map_err(ApiError::internal)
+}
+
+/// The strict rules of an Event created through events.k8s.io/v1 (`rt`), checked on its
+/// admitted storage form; core/v1 creates keep the legacy rules.
+pub fn validate_v1_event_create(rt: &'static ResourceType, event: &Value) -> ApiResult<()> {
+    let errs = events::validate_v1_event_create(event);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let status = nodelet_api::status::invalid(rt.group, rt.kind, meta::name(event), &errs);
+    Err(ApiError {
+        status: Box::new(status),
+    })
 }
 
 /// Runs the chain on `obj` (storage form, mutated in place). `old` is the stored object of an

@@ -382,6 +382,9 @@ impl Resources {
                 meta::set_meta(&mut candidate, "name", name);
             }
             admission::admit(self, Operation::Create, srt, &mut candidate, None).await?;
+            if rt.id == Kind::EventV1 {
+                admission::validate_v1_event_create(rt, &candidate)?;
+            }
             let name = meta::name(&candidate).to_owned();
             let key = srt.key(meta::namespace(&candidate), &name);
             if opts.dry_run {

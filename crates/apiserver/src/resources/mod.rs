@@ -43,6 +43,9 @@ pub struct Subresource {
     pub kind: &'static str,
     /// Its verbs.
     pub verbs: &'static [&'static str],
+    /// The group and version of `kind` when not the resource's own (pods/eviction takes a
+    /// policy/v1 Eviction; kubectl drain evicts only when discovery says so).
+    pub kind_group_version: Option<(&'static str, &'static str)>,
 }
 
 /// One resource type.
@@ -139,6 +142,15 @@ macro_rules! sub {
             name: $name,
             kind: $kind,
             verbs: $verbs,
+            kind_group_version: None,
+        }
+    };
+    ($name:literal, $group:literal / $version:literal, $kind:literal, $verbs:expr) => {
+        Subresource {
+            name: $name,
+            kind: $kind,
+            verbs: $verbs,
+            kind_group_version: Some(($group, $version)),
         }
     };
 }
@@ -212,7 +224,7 @@ pub static RESOURCES: &[ResourceType] = &[
         categories: &["all"],
         subresources: &[
             sub!("binding", "Binding", &["create"]),
-            sub!("eviction", "Eviction", &["create"]),
+            sub!("eviction", "policy" / "v1", "Eviction", &["create"]),
             sub!("exec", "PodExecOptions", &["create", "get"]),
             sub!("log", "Pod", &["get"]),
             sub!("status", "Pod", STATUS_VERBS),

@@ -15,8 +15,23 @@ use serde_json::Value;
 use super::{Kind, ResourceType, meta};
 
 fn round_trip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v).map_err(|err| err.to_string())?;
+    let typed: T = serde_json::from_value(v).map_err(|err| go_base64_error(&err.to_string()))?;
     serde_json::to_value(&typed).map_err(|err| err.to_string())
+}
+
+/// A bad base64 value (`Secret.data`) as Go's decoder words it
+/// (`illegal base64 data at input byte 3`) rather than the Rust crate's `Invalid symbol 45,
+/// offset 3.`; neither shows the value itself.
+fn go_base64_error(message: &str) -> String {
+    let offset = message
+        .strip_prefix("Invalid symbol ")
+        .or_else(|| message.strip_prefix("Invalid last symbol "))
+        .and_then(|rest| rest.split_once(", offset "))
+        .and_then(|(_, offset)| offset.trim_end_matches('.').parse::<usize>().ok());
+    match offset {
+        Some(byte) => format!("illegal base64 data at input byte {byte}"),
+        None => message.to_owned(),
+    }
 }
 
 /// Decodes `body` as `rt`'s type. Returns the normalised JSON (unknown fields gone) and the
@@ -76,6 +91,13 @@ mod tests {
     use super::*;
     use crate::resources;
     use serde_json::json;
+
+    #[test]
+    fn bad_base64_reads_as_upstream() {
+        let body = json!({"metadata": {"name": "s"}, "data": {"password": "not-base64"}});
+        let err = decode(resources::of(Kind::Secret), &body).unwrap_err();
+        assert_eq!(err, "illegal base64 data at input byte 3");
+    }
 
     #[test]
     fn unknown_fields_are_found_and_dropped() {

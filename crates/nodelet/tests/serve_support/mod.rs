@@ -55,7 +55,17 @@ impl Server {
             .prefix("nodelet-serve-")
             .tempdir()
             .expect("temp dir");
-        Server::start_in(dir, bed)
+        Server::start_in(dir, bed, &[])
+    }
+
+    /// [`Server::start`] with more `nodelet serve` flags (`--enable-admission-plugins=...`);
+    /// a [`Server::restart`] drops them.
+    pub fn start_with_serve_args(bed: Option<&BedInfo>, serve_args: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("nodelet-serve-")
+            .tempdir()
+            .expect("temp dir");
+        Server::start_in(dir, bed, serve_args)
     }
 
     /// SIGKILLs `nodelet serve`; its shims and containers go on.
@@ -75,7 +85,7 @@ impl Server {
             .expect("temp dir");
         let dir = std::mem::replace(&mut self.dir, dir);
         drop(self);
-        Server::start_in(dir, bed)
+        Server::start_in(dir, bed, &[])
     }
 
     /// `--root-dir`: pods are under `pods/<uid>`.
@@ -90,7 +100,7 @@ impl Server {
         self.dir.path().join("logs")
     }
 
-    fn start_in(dir: tempfile::TempDir, bed: Option<&BedInfo>) -> Server {
+    fn start_in(dir: tempfile::TempDir, bed: Option<&BedInfo>, serve_args: &[&str]) -> Server {
         let config = dir.path().join("config.toml");
         let state = dir.path().join("runtimes");
         let registries = bed.map_or(String::new(), |bed| {
@@ -130,6 +140,7 @@ impl Server {
             .args(["serve", "--data-dir"])
             .arg(dir.path().join("server"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(serve_args)
             .current_dir(dir.path())
             .env("HOME", dir.path())
             .stdout(Stdio::piped())
