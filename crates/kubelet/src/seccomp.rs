@@ -2,7 +2,8 @@
 //! over the pod's; unset is `Unconfined` (the kubelet's default without `SeccompDefault`).
 //! `Localhost` profiles are files under `{root-dir}/seccomp` (upstream:
 //! `<kubelet-root>/seccomp`), read here so that a missing or bad file is the container's
-//! `CreateContainerConfigError`, in containerd's words. Privileged containers run without a
+//! `CreateContainerError` (upstream, containerd reads it in CRI's CreateContainer), in
+//! containerd's words. Privileged containers run without a
 //! filter, so their profile file is not read (containerd's order).
 
 use std::path::{Path, PathBuf};

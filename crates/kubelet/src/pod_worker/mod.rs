@@ -1013,8 +1013,6 @@ impl PodWorker {
         crate::command::verify_run_as_non_root(&self.pod, &spec, &record.config)
             .map_err(config_error)?;
         let root_dir = self.node.pods_dir.parent().unwrap_or(&self.node.pods_dir);
-        let seccomp =
-            crate::seccomp::container_seccomp(&self.pod, &spec, root_dir).map_err(config_error)?;
         let names = hostname::pod_hostname(&self.pod, &self.node.cluster_domain)
             .map_err(|e| config_error(e.to_string()))?;
         let uts_hostname = hostname::sandbox_hostname(&self.pod, &self.node.cluster_domain)
@@ -1027,6 +1025,10 @@ impl PodWorker {
                 message,
             )
         };
+        // The profile file is the runtime's to read upstream (containerd), so a missing or bad
+        // one is a CreateContainerError there.
+        let seccomp =
+            crate::seccomp::container_seccomp(&self.pod, &spec, root_dir).map_err(create_error)?;
         let mut mounts = self
             .pod_files(&names, &spec)
             .map_err(|e| create_error(format!("writing the pod's /etc/hosts: {e}")))?;
