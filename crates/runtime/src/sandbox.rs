@@ -150,6 +150,26 @@ impl Sandbox {
         config: &SandboxConfig,
         network: Option<&Network>,
     ) -> Result<Sandbox, SandboxError> {
+        Sandbox::make(dir, config, network, true)
+    }
+
+    /// [`Sandbox::create`] without the network's ADD, which [`Sandbox::attach_network`] runs
+    /// later (beside the first container's creation). Until then the sandbox is not ready:
+    /// found again after a restart, it is made anew.
+    pub fn create_unattached(
+        dir: &Path,
+        config: &SandboxConfig,
+        network: Option<&Network>,
+    ) -> Result<Sandbox, SandboxError> {
+        Sandbox::make(dir, config, network, false)
+    }
+
+    fn make(
+        dir: &Path,
+        config: &SandboxConfig,
+        network: Option<&Network>,
+        attach: bool,
+    ) -> Result<Sandbox, SandboxError> {
         let invalid = |problem: &str| SandboxError::Invalid {
             dir: dir.to_path_buf(),
             problem: problem.into(),
@@ -212,7 +232,12 @@ impl Sandbox {
             },
         };
         sandbox.save()?;
-        match sandbox.set_up(config, network) {
+        let set_up = sandbox.set_up(config).and_then(|()| match network {
+            Some(network) if attach => sandbox.attach_network(network),
+            Some(_) => Ok(()),
+            None => sandbox.mark_ready(),
+        });
+        match set_up {
             Ok(()) => Ok(sandbox),
             Err(err) => {
                 let _ = Sandbox::remove(dir);
@@ -221,11 +246,41 @@ impl Sandbox {
         }
     }
 
-    fn set_up(
-        &mut self,
-        config: &SandboxConfig,
-        network: Option<&Network>,
-    ) -> Result<(), SandboxError> {
+    /// Whether the pod network's ADD is still to run ([`Sandbox::create_unattached`]).
+    pub fn needs_network(&self) -> bool {
+        self.state.network.is_some() && !self.state.ready
+    }
+
+    /// Attaches the sandbox to `network`: `lo` through the loopback plugin, `eth0` through
+    /// the network's plugins. On failure the caller removes the sandbox.
+    pub fn attach_network(&mut self, network: &Network) -> Result<(), SandboxError> {
+        let netns = self.network_namespace_file();
+        let cni = |source| SandboxError::Network {
+            dir: self.dir.clone(),
+            source,
+        };
+        let loopback = Network::loopback(&network.bin_dir, network.plugin_timeout);
+        // `lo` and `eth0` are independent: their plugins run side by side.
+        let (lo, eth0) = std::thread::scope(|scope| {
+            let lo = scope.spawn(|| loopback.add(&self.attachment(&netns, "lo")));
+            let eth0 = network.add(&self.attachment(&netns, POD_INTERFACE));
+            (lo.join(), eth0)
+        });
+        lo.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(cni)?;
+        let result = eth0.map_err(cni)?;
+        self.state.ips = result.ips;
+        self.state.cni_result = Some(result.raw);
+        self.mark_ready()
+    }
+
+    fn mark_ready(&mut self) -> Result<(), SandboxError> {
+        self.state.ready = true;
+        self.save()
+    }
+
+    /// Everything but the network: namespaces, `/dev/shm`, the pause process, resolv.conf.
+    fn set_up(&mut self, config: &SandboxConfig) -> Result<(), SandboxError> {
         let request = PinRequest {
             pins: PINNED
                 .iter()
@@ -266,27 +321,7 @@ impl Sandbox {
                 source,
             },
         )?;
-        if let Some(network) = network {
-            let netns = self.network_namespace_file();
-            let cni = |source| SandboxError::Network {
-                dir: self.dir.clone(),
-                source,
-            };
-            let loopback = Network::loopback(&network.bin_dir, network.plugin_timeout);
-            // `lo` and `eth0` are independent: their plugins run side by side.
-            let (lo, eth0) = std::thread::scope(|scope| {
-                let lo = scope.spawn(|| loopback.add(&self.attachment(&netns, "lo")));
-                let eth0 = network.add(&self.attachment(&netns, POD_INTERFACE));
-                (lo.join(), eth0)
-            });
-            lo.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                .map_err(cni)?;
-            let result = eth0.map_err(cni)?;
-            self.state.ips = result.ips;
-            self.state.cni_result = Some(result.raw);
-        }
-        self.state.ready = true;
-        self.save()
+        Ok(())
     }
 
     fn start_pause(&mut self, pause: &PauseLauncher) -> Result<(), SandboxError> {

@@ -58,6 +58,12 @@ pub fn thread_count() -> io::Result<usize> {
         .ok_or_else(|| io::Error::other("no Threads: line in /proc/self/status"))
 }
 
+/// Makes file descriptor 0 (standard input) a duplicate of `fd`.
+pub fn redirect_stdin(fd: impl AsFd) -> io::Result<()> {
+    rustix::stdio::dup2_stdin(fd)?;
+    Ok(())
+}
+
 /// Makes file descriptor 1 (standard output) a duplicate of `fd`.
 pub fn redirect_stdout(fd: impl AsFd) -> io::Result<()> {
     rustix::stdio::dup2_stdout(fd)?;

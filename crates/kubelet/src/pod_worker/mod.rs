@@ -62,7 +62,7 @@ use nodelet_runtime::container::{Container as RuntimeContainer, Exit};
 use nodelet_runtime::handlers::{Handler, HandlerTable};
 use nodelet_runtime::logs::{self, ContainerLogs};
 use nodelet_runtime::pod_cgroup::{self, PodCgroup};
-use nodelet_runtime::sandbox::{Sandbox, SandboxConfig};
+use nodelet_runtime::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use nodelet_runtime::shim::{ShimConfig, ShimExit, ShimHandle, ShimLauncher};
 use nodelet_runtime::signal::Signal;
 use nodelet_runtime::spec::{self, BindMount, ContainerSpec};
@@ -290,6 +290,25 @@ struct WatchInfo {
     follow_from: FollowFrom,
 }
 
+/// Why a shim could not start its container.
+#[derive(Debug)]
+enum SpawnFailure {
+    /// The pod's network could not be attached (the event is out).
+    Network(String),
+    Shim(nodelet_runtime::shim::ShimError),
+}
+
+/// Whether the container's environment needs the pod's IP (`status.podIP(s)`), known only
+/// once its network is attached.
+fn uses_pod_ip(container: &Container) -> bool {
+    container.env.iter().flatten().any(|var| {
+        var.value_from
+            .as_ref()
+            .and_then(|from| from.field_ref.as_ref())
+            .is_some_and(|field| field.field_path.starts_with("status.podIP"))
+    })
+}
+
 /// Why a container could not be started: the waiting reason and message.
 #[derive(Debug, Clone)]
 struct StartFailure {
@@ -321,6 +340,9 @@ pub struct PodWorker {
     sandbox: Option<Sandbox>,
     /// The sandbox's IPs, kept for the status after it is removed.
     sandbox_ips: Vec<String>,
+    /// The pod network's ADD, running beside the first container's `create` (which waits
+    /// for it before `start`): see `await_network`.
+    network_attach: Option<JoinHandle<Result<Sandbox, SandboxError>>>,
     /// Whether the pod cgroup was made (or found again) by this worker.
     pod_cgroup_ready: bool,
     keyring: Option<Keyring>,
@@ -380,6 +402,7 @@ impl PodWorker {
             crash_back_off: CrashLoopBackOff::new(),
             failure: None,
             stopping: false,
+            network_attach: None,
             removals: Vec::new(),
             status_snapshot: Default::default(),
             tx,
@@ -908,12 +931,28 @@ impl PodWorker {
                 ("K8S_POD_UID".into(), uid),
             ],
         };
-        let sandbox = Sandbox::create(
+        let sandbox = Sandbox::create_unattached(
             &self.sandbox_dir(),
             &config,
             self.services.network.as_deref(),
         )
         .map_err(|e| failed(self, e.to_string()))?;
+        if let Some(network) = self.services.network.clone()
+            && sandbox.needs_network()
+        {
+            // The network's plugins run while the first container is created.
+            let mut attaching = sandbox.clone();
+            self.network_attach = Some(std::thread::spawn(move || {
+                attaching.attach_network(&network).map(|()| attaching)
+            }));
+            self.sandbox = Some(sandbox);
+            return Ok(());
+        }
+        self.sandbox_ready(sandbox);
+        Ok(())
+    }
+
+    fn sandbox_ready(&mut self, sandbox: Sandbox) {
         self.reporter.log(&format!(
             "pod sandbox ready: IPs {:?}",
             sandbox
@@ -924,7 +963,31 @@ impl PodWorker {
         ));
         self.sandbox_ips = sandbox.ips().iter().map(|ip| ip.to_string()).collect();
         self.sandbox = Some(sandbox);
-        Ok(())
+    }
+
+    /// Waits for the network's ADD started by `create_sandbox`, if one runs. On failure the
+    /// sandbox is removed (the next sync makes it again) and `FailedCreatePodSandBox` said.
+    fn await_network(&mut self) -> Result<(), String> {
+        let Some(attach) = self.network_attach.take() else {
+            return Ok(());
+        };
+        let attached = attach
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match attached {
+            Ok(sandbox) => {
+                self.sandbox_ready(sandbox);
+                Ok(())
+            }
+            Err(e) => {
+                self.sandbox = None;
+                let _ = Sandbox::remove(&self.sandbox_dir());
+                let event = events::failed_create_pod_sandbox(&e.to_string());
+                let message = event.message.clone();
+                self.emit(None, event);
+                Err(message)
+            }
+        }
     }
 
     /// The pod's cgroup: derived from its uid and QoS class, so a restarted worker finds the
@@ -967,7 +1030,11 @@ impl PodWorker {
     fn start_container(&mut self, i: usize) -> Result<(), StartFailure> {
         let spec = self.slots[i].spec.clone();
         let field_path = events::field_path(self.slots[i].list, &spec.name);
-        let emit = |event: Event| self.reporter.event(Some(&field_path), &event);
+        let reporter = Arc::clone(&self.reporter);
+        let emit = move |event: Event| reporter.event(Some(&field_path), &event);
+        let network_failure = |message: String| {
+            StartFailure::new(crate::status::waiting_reason::CONTAINER_CREATING, message)
+        };
 
         if self.keyring.is_none() {
             let keyring = images::pod_keyring(&self.pod, &self.objects, &|e| self.emit(None, e))
@@ -993,6 +1060,9 @@ impl PodWorker {
                 message,
             )
         };
+        if uses_pod_ip(&spec) {
+            self.await_network().map_err(network_failure)?;
+        }
         let sources = self.env_sources();
         let image_env = record.config.env.clone().unwrap_or_default();
         let environment = env::make_environment(&self.pod, &spec, &image_env, &sources)
@@ -1140,9 +1210,13 @@ impl PodWorker {
         let config = ShimConfig::new(&handler, &id, bundle.dir(), &log_path);
         // The shim's state (shim.json, shim.pid, started.json, exit.json) lives in the
         // container's directory, next to the bundle's files.
-        let shim = match ShimHandle::spawn(&self.services.shim, bundle.dir(), &config) {
+        let shim = match self.spawn_shim(bundle.dir(), &config, &names) {
             Ok(shim) => shim,
-            Err(e) => {
+            Err(SpawnFailure::Network(message)) => {
+                let _ = bundle.remove();
+                return Err(network_failure(message));
+            }
+            Err(SpawnFailure::Shim(e)) => {
                 let message = e.to_string();
                 let _ = bundle.remove();
                 emit(events::failed(&message));
@@ -1254,6 +1328,49 @@ impl PodWorker {
 
     /// The pod's `/etc/hosts` and `/etc/hostname`, written once into its directory, as the
     /// container's bind mounts (read-write, as upstream mounts them).
+    /// Starts the container's shim. While the pod's network is still being attached, the
+    /// shim creates the container meanwhile and starts it once the network is there (and
+    /// `/etc/hosts` has the pod's addresses); if the network fails, the container is
+    /// deleted unstarted.
+    fn spawn_shim(
+        &mut self,
+        state_dir: &std::path::Path,
+        config: &ShimConfig,
+        names: &hostname::PodHostname,
+    ) -> Result<ShimHandle, SpawnFailure> {
+        if self.network_attach.is_none() {
+            return ShimHandle::spawn(&self.services.shim, state_dir, config)
+                .map_err(SpawnFailure::Shim);
+        }
+        let gated = ShimHandle::spawn_gated(&self.services.shim, state_dir, config)
+            .map_err(SpawnFailure::Shim)?;
+        let ready = self.await_network().and_then(|()| {
+            self.write_hosts_file(names)
+                .map_err(|e| format!("writing the pod's /etc/hosts: {e}"))
+        });
+        match ready {
+            Ok(()) => gated.start().map_err(SpawnFailure::Shim),
+            Err(message) => {
+                gated.cancel();
+                Err(SpawnFailure::Network(message))
+            }
+        }
+    }
+
+    /// The pod's `/etc/hosts`, rewritten in place (a container may bind it already).
+    fn write_hosts_file(&self, names: &hostname::PodHostname) -> std::io::Result<()> {
+        let aliases = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_aliases.clone())
+            .unwrap_or_default();
+        std::fs::write(
+            self.pod_dir().join("etc-hosts"),
+            hostname::managed_hosts_file(&self.pod_ips(), names, &aliases),
+        )
+    }
+
     fn pod_files(
         &self,
         names: &hostname::PodHostname,
@@ -1270,7 +1387,11 @@ impl PodWorker {
             .as_ref()
             .and_then(|s| s.host_aliases.clone())
             .unwrap_or_default();
-        if !hosts.exists() {
+        if self.network_attach.is_some() {
+            // Its addresses come with the network: `spawn_shim` writes it before `start`.
+            std::fs::File::create(&hosts)?;
+        } else if std::fs::metadata(&hosts).map_or(true, |m| m.len() == 0) {
+            // Missing, or left empty by a start that waited for the network and failed.
             std::fs::write(
                 &hosts,
                 hostname::managed_hosts_file(&pod_ips, names, &aliases),
@@ -1280,7 +1401,8 @@ impl PodWorker {
             std::fs::write(&hostname_file, format!("{}\n", names.hostname))?;
         }
         let mut mounts = Vec::new();
-        if hostname::should_mount_hosts_file(&self.pod, &pod_ips)
+        let ips_coming = self.network_attach.is_some();
+        if (ips_coming || hostname::should_mount_hosts_file(&self.pod, &pod_ips))
             && !hostname::mounts_own_etc_hosts(spec)
         {
             mounts.push(BindMount {
@@ -1360,6 +1482,9 @@ impl PodWorker {
             }
             running.output.finish();
             remove_container(running, &*self.reporter);
+        }
+        if let Some(attach) = self.network_attach.take() {
+            let _ = attach.join();
         }
         // Every container has ended: the network's DEL runs while the last removals finish.
         let sandbox_dir = self.sandbox_dir();

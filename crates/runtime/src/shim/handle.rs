@@ -92,97 +92,33 @@ impl ShimHandle {
         state_dir: &Path,
         config: &ShimConfig,
     ) -> Result<ShimHandle, ShimError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let io = |what: &str| io_error(state_dir, what);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(io("creating the directory"))?;
-        if let Ok(existing) = ShimHandle::attach(state_dir)
-            && existing.is_running()
-        {
-            return Err(ShimError::AlreadyRunning {
-                id: config.id.clone(),
-                pid: existing.pid.unwrap_or_default(),
-                state_dir: state_dir.into(),
-            });
-        }
-        for stale in [PID_FILE, STARTED_FILE, EXIT_FILE] {
-            match std::fs::remove_file(state_dir.join(stale)) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io(&format!("removing {stale}"))(err));
-                }
-                _ => {}
-            }
-        }
-        write_json_atomic(state_dir, CONFIG_FILE, config).map_err(io("writing shim.json"))?;
-        let shim_log = std::fs::File::options()
-            .append(true)
-            .create(true)
-            .open(state_dir.join(LOG_FILE))
-            .map_err(io("opening shim.log"))?;
-        let mut intermediate = Command::new(&launcher.program)
-            .arg(SUBCOMMAND)
-            .arg(state_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(shim_log)
-            .spawn()
-            .map_err(|source| ShimError::Spawn {
-                program: launcher.program.clone(),
-                source,
-            })?;
-        let reports = intermediate.stdout.take();
-        // It forks the shim and exits at once.
-        let _ = intermediate.wait();
-        let report = match reports {
-            Some(pipe) => read_report(pipe, launcher.timeout).map_err(io("reading its report"))?,
-            None => None,
+        let config = ShimConfig {
+            gated: false,
+            ..config.clone()
         };
-        match report {
-            Some(Report::Started(started)) => {
-                let mut handle = ShimHandle::attach(state_dir)?;
-                handle.started = Some(started);
-                Ok(handle)
-            }
-            Some(Report::Failed(message)) => {
-                // It exits after reporting; collect it if it is ours to collect.
-                if let Ok(handle) = ShimHandle::attach(state_dir)
-                    && let Some(process) = &handle.process
-                {
-                    let _ = process.wait_exited(Some(EXIT_GRACE));
-                    let _ = process.try_reap();
-                }
-                Err(ShimError::Failed {
-                    id: config.id.clone(),
-                    message,
-                })
-            }
-            None => {
-                let handle = ShimHandle::attach(state_dir).ok();
-                let running = handle.as_ref().is_some_and(ShimHandle::is_running);
-                if let Some(process) = handle.as_ref().and_then(|h| h.process.as_ref()) {
-                    let _ = process.send_signal(9);
-                    let _ = process.wait_exited(Some(EXIT_GRACE));
-                    let _ = process.try_reap();
-                }
-                if running {
-                    Err(ShimError::Timeout {
-                        id: config.id.clone(),
-                        timeout: launcher.timeout,
-                    })
-                } else {
-                    Err(ShimError::Failed {
-                        id: config.id.clone(),
-                        message: format!(
-                            "the shim exited without reporting; its log: {}",
-                            log_tail(state_dir)
-                        ),
-                    })
-                }
-            }
-        }
+        let launched = launch(launcher, state_dir, &config)?;
+        finish(launcher, state_dir, &config, launched.reports)
+    }
+
+    /// Starts a shim for `config` that runs the runtime's `create` and then waits for
+    /// [`GatedShim::start`] before `start`: whatever else the container needs before it
+    /// runs (the pod's network) is made meanwhile. Returns once the shim is on its way.
+    pub fn spawn_gated(
+        launcher: &ShimLauncher,
+        state_dir: &Path,
+        config: &ShimConfig,
+    ) -> Result<GatedShim, ShimError> {
+        let config = ShimConfig {
+            gated: true,
+            ..config.clone()
+        };
+        let launched = launch(launcher, state_dir, &config)?;
+        Ok(GatedShim {
+            launcher: launcher.clone(),
+            state_dir: state_dir.to_path_buf(),
+            config,
+            launched,
+        })
     }
 
     /// Finds the shim of `state_dir` again (after nodelet restarted): running or not, with
@@ -285,6 +221,168 @@ impl ShimHandle {
             id: self.config.id.clone(),
             log: log_tail(&self.state_dir),
         }
+    }
+}
+
+/// A shim on its way, made by [`launch`]: the pipe it reports on, and the gate's write end.
+#[derive(Debug)]
+struct Launched {
+    reports: Option<std::process::ChildStdout>,
+    gate: Option<std::process::ChildStdin>,
+}
+
+/// Writes `shim.json` and starts the shim (which forks away at once).
+fn launch(
+    launcher: &ShimLauncher,
+    state_dir: &Path,
+    config: &ShimConfig,
+) -> Result<Launched, ShimError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |what: &str| io_error(state_dir, what);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(io("creating the directory"))?;
+    if let Ok(existing) = ShimHandle::attach(state_dir)
+        && existing.is_running()
+    {
+        return Err(ShimError::AlreadyRunning {
+            id: config.id.clone(),
+            pid: existing.pid.unwrap_or_default(),
+            state_dir: state_dir.into(),
+        });
+    }
+    for stale in [PID_FILE, STARTED_FILE, EXIT_FILE] {
+        match std::fs::remove_file(state_dir.join(stale)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&format!("removing {stale}"))(err));
+            }
+            _ => {}
+        }
+    }
+    write_json_atomic(state_dir, CONFIG_FILE, config).map_err(io("writing shim.json"))?;
+    let shim_log = std::fs::File::options()
+        .append(true)
+        .create(true)
+        .open(state_dir.join(LOG_FILE))
+        .map_err(io("opening shim.log"))?;
+    let mut intermediate = Command::new(&launcher.program)
+        .arg(SUBCOMMAND)
+        .arg(state_dir)
+        // The gate: the shim reads one byte here before `start`; EOF (nodelet gone, or
+        // the start cancelled) means the container is deleted instead.
+        .stdin(if config.gated {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(shim_log)
+        .spawn()
+        .map_err(|source| ShimError::Spawn {
+            program: launcher.program.clone(),
+            source,
+        })?;
+    let reports = intermediate.stdout.take();
+    let gate = intermediate.stdin.take();
+    // It forks the shim and exits at once.
+    let _ = intermediate.wait();
+    Ok(Launched { reports, gate })
+}
+
+/// Reads the shim's report: the running container's handle, or why it could not start.
+fn finish(
+    launcher: &ShimLauncher,
+    state_dir: &Path,
+    config: &ShimConfig,
+    reports: Option<std::process::ChildStdout>,
+) -> Result<ShimHandle, ShimError> {
+    let io = |what: &str| io_error(state_dir, what);
+    let report = match reports {
+        Some(pipe) => read_report(pipe, launcher.timeout).map_err(io("reading its report"))?,
+        None => None,
+    };
+    match report {
+        Some(Report::Started(started)) => {
+            let mut handle = ShimHandle::attach(state_dir)?;
+            handle.started = Some(started);
+            Ok(handle)
+        }
+        Some(Report::Failed(message)) => {
+            // It exits after reporting; collect it if it is ours to collect.
+            if let Ok(handle) = ShimHandle::attach(state_dir)
+                && let Some(process) = &handle.process
+            {
+                let _ = process.wait_exited(Some(EXIT_GRACE));
+                let _ = process.try_reap();
+            }
+            Err(ShimError::Failed {
+                id: config.id.clone(),
+                message,
+            })
+        }
+        None => {
+            let handle = ShimHandle::attach(state_dir).ok();
+            let running = handle.as_ref().is_some_and(ShimHandle::is_running);
+            if let Some(process) = handle.as_ref().and_then(|h| h.process.as_ref()) {
+                let _ = process.send_signal(9);
+                let _ = process.wait_exited(Some(EXIT_GRACE));
+                let _ = process.try_reap();
+            }
+            if running {
+                Err(ShimError::Timeout {
+                    id: config.id.clone(),
+                    timeout: launcher.timeout,
+                })
+            } else {
+                Err(ShimError::Failed {
+                    id: config.id.clone(),
+                    message: format!(
+                        "the shim exited without reporting; its log: {}",
+                        log_tail(state_dir)
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// A shim whose container is being created and waits to be started
+/// ([`ShimHandle::spawn_gated`]).
+#[derive(Debug)]
+pub struct GatedShim {
+    launcher: ShimLauncher,
+    state_dir: PathBuf,
+    config: ShimConfig,
+    launched: Launched,
+}
+
+impl GatedShim {
+    /// Lets the shim `start` the container; returns once it runs, or with the error.
+    pub fn start(mut self) -> Result<ShimHandle, ShimError> {
+        use std::io::Write;
+        if let Some(mut gate) = self.launched.gate.take() {
+            // A shim that already failed has closed its end: its report says why.
+            let _ = gate.write_all(b"1");
+        }
+        finish(
+            &self.launcher,
+            &self.state_dir,
+            &self.config,
+            self.launched.reports.take(),
+        )
+    }
+
+    /// The container is not to run: the shim deletes it and exits. Waits for that.
+    pub fn cancel(mut self) {
+        drop(self.launched.gate.take());
+        let _ = finish(
+            &self.launcher,
+            &self.state_dir,
+            &self.config,
+            self.launched.reports.take(),
+        );
     }
 }
 

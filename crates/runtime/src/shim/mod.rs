@@ -8,7 +8,8 @@
 //!    container go on (the fork's parent exits at once; nodelet reaps it);
 //! 3. becomes a child subreaper, writes `shim.pid`;
 //! 4. runs the runtime's `create` with the container's stdout and stderr on two pipes it
-//!    reads and stdin on `/dev/null`, notes the memory cgroup's OOM-kill count, then `start`;
+//!    reads and stdin on `/dev/null`, notes the memory cgroup's OOM-kill count, then (once a
+//!    gated launcher says so: [`ShimHandle::spawn_gated`]) `start`;
 //!    writes `started.json` and reports success (or the runtime's error) on its standard
 //!    output, which [`ShimHandle::spawn`] is reading;
 //! 5. copies both pipes into the container's CRI log file ([`crate::logs::CriLogWriter`]:
@@ -51,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use crate::handlers::Handler;
 use crate::logs::DEFAULT_MAX_LINE;
 
-pub use handle::{ShimError, ShimHandle, ShimLauncher};
+pub use handle::{GatedShim, ShimError, ShimHandle, ShimLauncher};
 pub use monitor::main;
 
 /// The subcommand of our binary that runs a shim.
@@ -74,6 +75,10 @@ pub struct ShimConfig {
     /// The longest log record; longer lines are split.
     pub max_line: usize,
     pub runtime: ShimRuntime,
+    /// Between `create` and `start`, wait for the launcher's go (one byte on standard
+    /// input; EOF cancels): [`ShimHandle::spawn_gated`].
+    #[serde(default)]
+    pub gated: bool,
 }
 
 impl ShimConfig {
@@ -84,6 +89,7 @@ impl ShimConfig {
             log_path: log_path.into(),
             max_line: DEFAULT_MAX_LINE,
             runtime: ShimRuntime::from(handler),
+            gated: false,
         }
     }
 }

@@ -191,12 +191,13 @@ fn create_and_start(config: &ShimConfig) -> Result<(Created, PipeReader, PipeRea
     let pid = container.pid().ok_or("the runtime reported no process")?;
     let oom = OomCounter::of_process(pid);
     let oom_before = oom.as_ref().and_then(OomCounter::read);
-    if let Err(err) = container.start() {
+    let go = if config.gated { wait_for_go() } else { Ok(()) };
+    if let Err(err) = go.and_then(|()| container.start().map_err(|e| e.to_string())) {
         let _ = delete_if_present(&runtime, &config.id);
         // The first process is our child now: collect it.
         let _ = PidFd::open(pid).and_then(|fd| fd.wait_exited(Some(Duration::from_secs(5))));
         daemon::reap_exited_children();
-        return Err(err.to_string());
+        return Err(err);
     }
     Ok((
         Created {
@@ -207,6 +208,21 @@ fn create_and_start(config: &ShimConfig) -> Result<(Created, PipeReader, PipeRea
         out_reader,
         err_reader,
     ))
+}
+
+/// The gated launcher's go: one byte `1` on standard input. Anything else (EOF when it
+/// cancelled or is gone) means the container is not to run.
+fn wait_for_go() -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    let go = matches!(std::io::stdin().read(&mut byte), Ok(1) if byte[0] == b'1');
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = daemon::redirect_stdin(&null);
+    }
+    if go {
+        Ok(())
+    } else {
+        Err("the start was cancelled".into())
+    }
 }
 
 /// Copies the container's output into the log until its first process has ended (reaping
