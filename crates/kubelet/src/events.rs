@@ -35,6 +35,8 @@ pub mod reason {
     pub const NETWORK_NOT_READY: &str = "NetworkNotReady";
     pub const EVICTED: &str = "Evicted";
     pub const INVALID_ENVIRONMENT_VARIABLE_NAMES: &str = "InvalidEnvironmentVariableNames";
+    pub const NODE_NOT_SCHEDULABLE: &str = "NodeNotSchedulable";
+    pub const NODE_SCHEDULABLE: &str = "NodeSchedulable";
 }
 
 /// What the kubelet records: an Event's type, reason and message. The involved object is the
@@ -83,6 +85,34 @@ pub fn format_pod(pod: &Pod) -> String {
         m.namespace.as_deref().unwrap_or(""),
         m.uid.as_deref().unwrap_or("")
     )
+}
+
+/// `recordNodeStatusEvent`: a Normal event on the Node, `Node <node> status is now: <reason>`.
+pub fn node_status(node: &str, reason: &'static str) -> Event {
+    Event::normal(reason, format!("Node {node} status is now: {reason}"))
+}
+
+/// `recordNodeSchedulableEvent`: the event for a change of the Node's `spec.unschedulable`,
+/// judged against the last value seen (initially schedulable, so a node found cordoned at
+/// start reports `NodeNotSchedulable` once).
+#[derive(Debug, Default)]
+pub struct NodeSchedulableTracker {
+    last_unschedulable: bool,
+}
+
+impl NodeSchedulableTracker {
+    pub fn observe(&mut self, node: &str, unschedulable: bool) -> Option<Event> {
+        if unschedulable == self.last_unschedulable {
+            return None;
+        }
+        self.last_unschedulable = unschedulable;
+        let reason = if unschedulable {
+            reason::NODE_NOT_SCHEDULABLE
+        } else {
+            reason::NODE_SCHEDULABLE
+        };
+        Some(node_status(node, reason))
+    }
 }
 
 /// Which list of the pod spec a container is in.
@@ -417,5 +447,34 @@ mod tests {
             "failed to start web: oops web"
         );
         assert_eq!(redact_container_id("x", "", "web"), "x");
+    }
+
+    #[test]
+    fn schedulable_changes_give_node_status_events() {
+        let mut tracker = NodeSchedulableTracker::default();
+        assert_eq!(tracker.observe("n1", false), None);
+        let cordoned = tracker.observe("n1", true).unwrap();
+        assert_eq!(
+            (cordoned.kind, cordoned.reason, cordoned.message.as_str()),
+            (
+                EventKind::Normal,
+                "NodeNotSchedulable",
+                "Node n1 status is now: NodeNotSchedulable"
+            )
+        );
+        assert_eq!(tracker.observe("n1", true), None);
+        let uncordoned = tracker.observe("n1", false).unwrap();
+        assert_eq!(
+            (
+                uncordoned.kind,
+                uncordoned.reason,
+                uncordoned.message.as_str()
+            ),
+            (
+                EventKind::Normal,
+                "NodeSchedulable",
+                "Node n1 status is now: NodeSchedulable"
+            )
+        );
     }
 }

@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
 use nodelet_apiserver::{ApiServer, LocalClient, ServerConfig, User};
+use nodelet_kubelet::events::{Event, NodeSchedulableTracker};
+use nodelet_kubelet::sources::api::events::COMPONENT;
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
@@ -146,10 +148,12 @@ async fn shutdown_signal() {
     }
 }
 
-/// Registers the Node, then renews its Lease every 10 s and re-posts its status every minute.
+/// Registers the Node, then renews its Lease every 10 s and re-posts its status every minute;
+/// at each round, a change of its `spec.unschedulable` is recorded as an event on it.
 async fn heartbeat(client: LocalClient, node: String) {
     let mut last_status = tokio::time::Instant::now();
     let mut registered = false;
+    let mut schedulable = NodeSchedulableTracker::default();
     let mut ticker = tokio::time::interval(LEASE_RENEW);
     loop {
         ticker.tick().await;
@@ -171,6 +175,62 @@ async fn heartbeat(client: LocalClient, node: String) {
         if registered && let Err(err) = renew_lease(&client, &node).await {
             eprintln!("nodelet: renewing the lease of node {node}: {err}");
         }
+        if registered {
+            record_schedulable_change(&client, &node, &mut schedulable).await;
+        }
+    }
+}
+
+/// Upstream's `recordNodeSchedulableEvent`: `NodeNotSchedulable` when the Node was cordoned
+/// since the last round, `NodeSchedulable` when uncordoned.
+async fn record_schedulable_change(
+    client: &LocalClient,
+    node: &str,
+    tracker: &mut NodeSchedulableTracker,
+) {
+    let unschedulable = match client.get(&format!("/api/v1/nodes/{node}")).await {
+        Ok(object) => object["spec"]["unschedulable"].as_bool().unwrap_or(false),
+        Err(err) => {
+            eprintln!("nodelet: reading node {node}: {err}");
+            return;
+        }
+    };
+    if let Some(event) = tracker.observe(node, unschedulable) {
+        record_node_event(client, node, &event).await;
+    }
+}
+
+/// A kubelet event on the Node, as upstream's node reference names it (uid = its name),
+/// in namespace `default`.
+async fn record_node_event(client: &LocalClient, node: &str, event: &Event) {
+    let at = now();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{node}.{nanos:x}"), "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": event.reason,
+        "message": event.message,
+        "type": event.kind.as_str(),
+        "source": {"component": COMPONENT, "host": node},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": node,
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": 1,
+    });
+    if let Err(err) = client
+        .create("/api/v1/namespaces/default/events", &body)
+        .await
+    {
+        eprintln!(
+            "nodelet: posting event {} on node {node}: {err}",
+            event.reason
+        );
     }
 }
 

@@ -207,3 +207,42 @@ fn drain_cordon_uncordon(bin: &str) {
 per_kubectl! {
     drain_cordon_uncordon;
 }
+
+/// `kubectl get events` of the node's events: `type|reason|name|message` per line.
+const NODE_EVENTS: &[&str] = &[
+    "get",
+    "events",
+    "--field-selector",
+    "involvedObject.kind=Node",
+    "-o",
+    "jsonpath={range .items[*]}{.type}|{.reason}|{.involvedObject.name}|{.message}{\"\\n\"}{end}",
+];
+
+/// kubelet_node_status.go `recordNodeSchedulableEvent`: cordoning the node is recorded on it as
+/// `NodeNotSchedulable`, uncordoning as `NodeSchedulable`, in upstream's words.
+#[test]
+fn cordon_and_uncordon_are_recorded_as_node_events() {
+    let server = Server::start(None);
+    let k = server.client(serve_support::KUBECTL);
+    let node = hostname();
+    server.wait_for_node();
+    let event =
+        |reason: &str| format!("Normal|{reason}|{node}|Node {node} status is now: {reason}");
+    let has = |out: &str, line: &str| out.lines().any(|l| l == line);
+    assert_eq!(k.ok(&["cordon", &node]), format!("node/{node} cordoned\n"));
+    let out = k.wait_for(60, NODE_EVENTS, |out| {
+        has(out, &event("NodeNotSchedulable"))
+    });
+    assert!(!has(&out, &event("NodeSchedulable")), "{out}");
+    assert_eq!(
+        k.ok(&["uncordon", &node]),
+        format!("node/{node} uncordoned\n")
+    );
+    k.wait_for(60, NODE_EVENTS, |out| has(out, &event("NodeSchedulable")));
+    // `kubectl describe node` finds them by the node reference's uid (its name).
+    let described = k.ok(&["describe", "node", &node]);
+    assert!(
+        described.contains(&format!("Node {node} status is now: NodeNotSchedulable")),
+        "{described}"
+    );
+}

@@ -322,6 +322,16 @@ fn runc_containers(server: &Server) -> String {
 /// A pod of grace 60 s whose container ignores SIGTERM and whose PreStop would take 60 s,
 /// deleted with `delete_args`: the node must stop it well within 20 s, PreStop started.
 fn deleted_with_a_shorter_grace(delete_args: &[&str], expected: &str) {
+    deleted_again_with_a_shorter_grace(false, delete_args, expected);
+}
+
+/// [`deleted_with_a_shorter_grace`], after a first deletion with the pod's own 60 s when
+/// `terminating_first` (its PreStop already running when the second deletion comes).
+fn deleted_again_with_a_shorter_grace(
+    terminating_first: bool,
+    delete_args: &[&str],
+    expected: &str,
+) {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let image = BedInfo::reference(&bed.plain, "tiny");
@@ -361,6 +371,10 @@ spec:
         "--timeout=60s",
     ]);
     assert!(!runc_containers(&server).is_empty());
+    if terminating_first {
+        server.kubectl(&["delete", "pod", "shorter", "--wait=false"]);
+        wait_for_file(&shared.join("pre-stop-ran"), 30);
+    }
     let mut args = vec!["delete", "pod", "shorter"];
     args.extend_from_slice(delete_args);
     let out = server.kubectl(&args);
@@ -375,6 +389,10 @@ spec:
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(shared.join("pre-stop-ran").exists(), "PreStop still runs");
+    // The kubelet deletes the object once its containers are gone.
+    server.wait_for(20, &["get", "pods", "-o", "name"], |out| {
+        out.trim().is_empty()
+    });
 }
 
 /// `kubectl delete --grace-period=0 --force`: the object goes at once, and the node still
@@ -393,6 +411,28 @@ fn a_force_deleted_pod_is_stopped_with_the_minimum_grace() {
 #[test]
 fn a_deletion_grace_period_replaces_the_pods() {
     deleted_with_a_shorter_grace(&["--grace-period=3"], "pod \"shorter\" deleted");
+}
+
+/// pod_workers.go: a pod already terminating with its 60 s grace and deleted again with a
+/// shorter one is killed by the new deadline, not after the first one.
+#[test]
+fn a_second_shorter_deletion_shortens_a_terminating_pod() {
+    deleted_again_with_a_shorter_grace(
+        true,
+        &["--grace-period=1", "--wait=false"],
+        "pod \"shorter\" deleted",
+    );
+}
+
+/// The same, when the second deletion is forced: the object goes at once and the node kills
+/// the terminating containers with the minimum grace.
+#[test]
+fn a_forced_deletion_shortens_a_terminating_pod() {
+    deleted_again_with_a_shorter_grace(
+        true,
+        &["--grace-period=0", "--force"],
+        "pod \"shorter\" force deleted",
+    );
 }
 
 /// The pod's events once `done` holds for them.

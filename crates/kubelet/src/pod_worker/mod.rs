@@ -36,6 +36,7 @@
 //! namespaces.
 
 mod container_io;
+mod grace;
 mod host_ports;
 mod images;
 mod lifecycle;
@@ -177,7 +178,7 @@ pub struct PodOutcome {
 
 /// Asks a running worker to terminate its pod gracefully.
 #[derive(Debug, Clone)]
-pub struct StopHandle(Sender<Msg>);
+pub struct StopHandle(Sender<Msg>, Arc<grace::TerminationGrace>);
 
 impl StopHandle {
     pub fn stop(&self) {
@@ -186,7 +187,10 @@ impl StopHandle {
 
     /// Terminates for an API deletion with its `deletionGracePeriodSeconds` (0 for a forced
     /// one), which replaces the pod's own grace as upstream's kubelet takes it (spec §7.7).
+    /// Called again while the pod terminates, a smaller grace shortens the termination in
+    /// progress (never lengthens it).
     pub fn stop_for_deletion(&self, deletion_grace_seconds: i64) {
+        self.1.request(deletion_grace_seconds);
         let _ = self.0.send(Msg::Stop(Some(deletion_grace_seconds)));
     }
 }
@@ -355,6 +359,8 @@ pub struct PodWorker {
     /// worker; `cleanup` waits for them before the pod's cgroup and directory go.
     removals: Vec<JoinHandle<()>>,
     status_snapshot: status_snapshot::StatusSnapshot,
+    /// The termination deadline, shortened through the stop handles while it runs.
+    termination_grace: Arc<grace::TerminationGrace>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
 }
@@ -405,13 +411,14 @@ impl PodWorker {
             network_attach: None,
             removals: Vec::new(),
             status_snapshot: Default::default(),
+            termination_grace: Default::default(),
             tx,
             rx,
         }
     }
 
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.tx.clone())
+        StopHandle(self.tx.clone(), Arc::clone(&self.termination_grace))
     }
 
     /// Runs the pod until it ends or a stop request has terminated it, then removes every
@@ -1435,6 +1442,7 @@ impl PodWorker {
             None,
             spec_grace,
         );
+        let grace = self.termination_grace.begin(grace);
         for running in self.slots.iter().filter_map(|s| s.running.as_ref()) {
             if let Some(prober) = &running.prober {
                 prober.pod_terminating();
@@ -1443,6 +1451,7 @@ impl PodWorker {
         let pod_ips = self.pod_ips();
         let pod = &self.pod;
         let reporter = &self.reporter;
+        let shared_deadline = &*self.termination_grace;
         std::thread::scope(|scope| {
             for slot in &self.slots {
                 let Some(running) = slot.running.as_ref() else {
@@ -1450,13 +1459,14 @@ impl PodWorker {
                 };
                 let pod_ips = &pod_ips;
                 scope.spawn(move || {
-                    stop_with_pre_stop(
+                    stop_with_pre_stop_until(
                         pod,
                         slot,
                         running,
                         (KillReason::Stop, Some(grace)),
                         pod_ips,
                         &**reporter,
+                        Some(shared_deadline),
                     );
                 });
             }
@@ -1620,13 +1630,17 @@ fn remove_leftover(dir: &on_disk::ContainerDir, reporter: &dyn PodReporter) {
 
 /// The stop signal, up to `timeout_seconds` for the end, then SIGKILL.
 fn stop_running(running: &Running, timeout_seconds: i64) {
+    stop_running_until(running, grace::WaitLimit::stop(timeout_seconds, None));
+}
+
+/// The stop signal, then SIGKILL once `limit` passes.
+fn stop_running_until(running: &Running, limit: grace::WaitLimit<'_>) {
     if running.exit.get().is_some() {
         return;
     }
     let signal = running.container.metadata().stop_signal;
     let _ = running.container.signal(signal, false);
-    let timeout = Duration::from_secs(timeout_seconds.max(0).unsigned_abs());
-    if running.exit.wait(timeout).is_some() {
+    if limit.wait(|slice| running.exit.wait(slice)).is_some() {
         return;
     }
     let _ = running
@@ -1644,6 +1658,20 @@ fn stop_with_pre_stop(
     kill: (KillReason, Option<i64>),
     pod_ips: &[String],
     reporter: &dyn PodReporter,
+) {
+    stop_with_pre_stop_until(pod, slot, running, kill, pod_ips, reporter, None);
+}
+
+/// [`stop_with_pre_stop`] whose waits also end by the pod's termination deadline once a
+/// later deletion shortened it.
+fn stop_with_pre_stop_until(
+    pod: &Pod,
+    slot: &Slot,
+    running: &Running,
+    kill: (KillReason, Option<i64>),
+    pod_ips: &[String],
+    reporter: &dyn PodReporter,
+    shared_deadline: Option<&grace::TerminationGrace>,
 ) {
     let (why, grace_override) = kill;
     let path = events::field_path(slot.list, &slot.spec.name);
@@ -1674,13 +1702,19 @@ fn stop_with_pre_stop(
                 };
                 let _ = tx.send(lifecycle::run_handler(handler, target, deadline, true));
             });
-            match rx.recv_timeout(deadline) {
-                Ok(Ok(())) => {}
-                Ok(Err(message)) => {
+            let limit = grace::WaitLimit::pre_stop(deadline, shared_deadline);
+            let outcome = limit.wait(|slice| match rx.recv_timeout(slice) {
+                Ok(outcome) => Some(Some(outcome)),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(None),
+            });
+            match outcome.flatten() {
+                Some(Ok(())) => {}
+                Some(Err(message)) => {
                     reporter.event(Some(&path), &hooks::failed_pre_stop_hook());
                     reporter.log(&message);
                 }
-                Err(_) => reporter.log(&format!(
+                None => reporter.log(&format!(
                     "PreStop hook of container {} not completed in grace period ({grace}s)",
                     slot.spec.name
                 )),
@@ -1688,11 +1722,13 @@ fn stop_with_pre_stop(
             pre_stop_elapsed = Some(started.elapsed());
             // Leave the scope without waiting for a hook that overran: stop the container,
             // which ends an exec in it too.
-            stop_running(running, plan.stop_timeout(pre_stop_elapsed, None));
+            let timeout = plan.stop_timeout(pre_stop_elapsed, None);
+            stop_running_until(running, grace::WaitLimit::stop(timeout, shared_deadline));
         });
         return;
     }
-    stop_running(running, plan.stop_timeout(pre_stop_elapsed, None));
+    let timeout = plan.stop_timeout(pre_stop_elapsed, None);
+    stop_running_until(running, grace::WaitLimit::stop(timeout, shared_deadline));
 }
 
 /// Deletes an ended container from the runtime, its bundle (rootfs unmounted) and waits for

@@ -5,8 +5,9 @@
 //!
 //! Graceful deletion as the kubelet does it: a pod with `deletionTimestamp` is stopped within
 //! its grace period, then its object is deleted with `gracePeriodSeconds=0` and a uid
-//! precondition (what the API server's graceful deletion waits for). Pods that finished
-//! (Succeeded or Failed) keep their final status and are not started again.
+//! precondition (what the API server's graceful deletion waits for). A later deletion with a
+//! shorter grace reaches the worker too and shortens the termination in progress. Pods that
+//! finished (Succeeded or Failed) keep their final status and are not started again.
 
 pub mod events;
 pub mod objects;
@@ -64,6 +65,8 @@ struct Entry {
     stop: Option<StopHandle>,
     done: Arc<AtomicBool>,
     deleting: bool,
+    /// The `deletionGracePeriodSeconds` last passed to the worker.
+    deletion_grace: Option<i64>,
     reporter: Option<Arc<ApiReporter>>,
 }
 
@@ -73,6 +76,7 @@ impl Entry {
             stop: None,
             done: Arc::new(AtomicBool::new(true)),
             deleting: true,
+            deletion_grace: None,
             reporter: None,
         }
     }
@@ -154,6 +158,7 @@ impl ApiSource {
                 }
                 Some(entry) if deleting && !entry.deleting => {
                     entry.deleting = true;
+                    entry.deletion_grace = pod.metadata.deletion_grace_period_seconds;
                     if entry.done.load(Ordering::SeqCst) {
                         // Finished before: its worker kept the logs for `kubectl logs`.
                         remove_pod_logs(&self.node.log_dir, pod);
@@ -170,6 +175,17 @@ impl ApiSource {
                         entry.done.clone(),
                         entry.reporter.clone(),
                     ));
+                }
+                Some(entry)
+                    if deleting
+                        && pod.metadata.deletion_grace_period_seconds != entry.deletion_grace =>
+                {
+                    // Deleted again with a shorter grace (the API server keeps only a
+                    // shorter one): the worker shortens the termination in progress.
+                    entry.deletion_grace = pod.metadata.deletion_grace_period_seconds;
+                    if let (Some(stop), Some(grace)) = (&entry.stop, entry.deletion_grace) {
+                        stop.stop_for_deletion(grace);
+                    }
                 }
                 Some(_) => {}
             }
@@ -225,6 +241,7 @@ impl ApiSource {
             stop: Some(stop),
             done,
             deleting: false,
+            deletion_grace: None,
             reporter: Some(reporter),
         }
     }
