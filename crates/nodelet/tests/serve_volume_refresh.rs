@@ -212,3 +212,77 @@ spec:
         "Running"
     );
 }
+
+/// A pod whose required ConfigMap does not exist waits in `ContainerCreating` with upstream's
+/// `FailedMount`, and starts with the files once the ConfigMap is created.
+#[test]
+fn a_pod_waiting_for_its_config_map_starts_once_it_is_created() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let file = server.write(
+        "waits.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: waits
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: conf
+    configMap:
+      name: not-yet
+  containers:
+  - name: main
+    image: {image}
+    command: [sh, -c, 'cat /conf/greeting; echo; sleep 3600']
+    volumeMounts:
+    - name: conf
+      mountPath: /conf
+"#
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(
+        SHOWS_WITHIN_SECS,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=waits",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+        |out| {
+            out.contains(
+                r#"MountVolume.SetUp failed for volume "conf" : configmap "not-yet" not found"#,
+            )
+        },
+    );
+    assert_eq!(
+        server.kubectl(&[
+            "get",
+            "pod",
+            "waits",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
+        ]),
+        "ContainerCreating"
+    );
+    server.kubectl(&[
+        "create",
+        "configmap",
+        "not-yet",
+        "--from-literal=greeting=finally",
+    ]);
+    server.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/waits",
+        "--timeout=90s",
+    ]);
+    server.wait_for(SHOWS_WITHIN_SECS, &["logs", "waits"], |out| {
+        out == "finally\n"
+    });
+}

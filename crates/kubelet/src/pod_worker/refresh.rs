@@ -21,13 +21,35 @@ use super::{Msg, PodWorker};
 /// The current state of everything a pod's file volumes (and its containers' next
 /// environments) read, as the source sees it. Each named object is there with `None` when
 /// it does not exist.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct PodRefresh {
     pub labels: Option<BTreeMap<String, String>>,
     pub annotations: Option<BTreeMap<String, String>>,
     /// By name, in the pod's namespace.
     pub config_maps: Vec<(String, Option<ConfigMap>)>,
     pub secrets: Vec<(String, Option<Secret>)>,
+}
+
+impl std::fmt::Debug for PodRefresh {
+    /// Names and presence only: Secrets' data stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodRefresh")
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .field("config_maps", &present_names(&self.config_maps))
+            .field("secrets", &present_names(&self.secrets))
+            .finish()
+    }
+}
+
+fn present_names<K>(objects: &[(String, Option<K>)]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|(name, found)| match found {
+            Some(_) => name.clone(),
+            None => format!("{name} (absent)"),
+        })
+        .collect()
 }
 
 impl PodRefresh {
@@ -288,6 +310,9 @@ spec:
             |_| None,
         );
         assert_eq!(refresh, again);
+        let shown = format!("{refresh:?}");
+        assert!(shown.contains(r#"["gone (absent)", "here"]"#), "{shown}");
+        assert!(!shown.contains("data"), "{shown}");
         pod.metadata.labels = None;
         assert_ne!(refresh, PodRefresh::of(&pod, |_| None, |_| None));
     }
