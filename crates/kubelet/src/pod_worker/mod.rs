@@ -42,6 +42,7 @@ mod images;
 mod lifecycle;
 mod on_disk;
 mod probing;
+mod refresh;
 mod status_snapshot;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,7 @@ use nodelet_runtime::spec::{self, BindMount, ContainerSpec};
 use container_io::FollowFrom;
 pub use container_io::Stream;
 pub use lifecycle::ExitSlot;
+pub use refresh::{PodRefresh, ReferencedObjects, RefreshHandle};
 
 use crate::backoff::{self, CrashLoopBackOff, LastSeen, RestartDecision, RestartPolicy};
 use crate::env::{self, StaticSources};
@@ -202,6 +204,8 @@ enum Msg {
     Exited,
     /// A probe of a running container reported (see [`PodWorker::on_probe`]).
     Probe(ProbeEvent),
+    /// The current state of the pod's volume sources ([`refresh`]).
+    Refresh(Box<PodRefresh>),
 }
 
 /// What a sync decided.
@@ -492,6 +496,7 @@ impl PodWorker {
             }
             Msg::Exited => {}
             Msg::Probe(event) => self.on_probe(event),
+            Msg::Refresh(update) => self.take_refresh(*update),
         }
     }
 

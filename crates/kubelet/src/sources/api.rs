@@ -10,6 +10,7 @@
 //! finished (Succeeded or Failed) keep their final status and are not started again.
 
 pub mod events;
+pub mod object_cache;
 pub mod objects;
 
 use std::collections::HashMap;
@@ -26,9 +27,11 @@ use tokio::sync::watch;
 
 use crate::events::Event;
 use crate::pod_worker::{
-    NodeContext, NodeServices, PodReporter, PodWorker, StopHandle, Stream, WorkerOptions,
+    NodeContext, NodeServices, PodRefresh, PodReporter, PodWorker, RefreshHandle, StopHandle,
+    Stream, WorkerOptions,
 };
 use events::EventRecorder;
+use object_cache::{ObjectCache, REFRESH_PERIOD};
 
 /// How often the worker table is reconciled even without a watch event (deleted pods whose
 /// worker ended, vanished pods).
@@ -68,6 +71,9 @@ struct Entry {
     /// The `deletionGracePeriodSeconds` last passed to the worker.
     deletion_grace: Option<i64>,
     reporter: Option<Arc<ApiReporter>>,
+    /// How to hand the worker its volume sources, and what it was last handed.
+    refresh: Option<RefreshHandle>,
+    last_refresh: Option<PodRefresh>,
 }
 
 impl Entry {
@@ -78,6 +84,8 @@ impl Entry {
             deleting: true,
             deletion_grace: None,
             reporter: None,
+            refresh: None,
+            last_refresh: None,
         }
     }
 }
@@ -98,7 +106,11 @@ impl ApiSource {
         let mut workers: HashMap<String, Entry> = HashMap::new();
         let mut listed = false;
         let mut resync = tokio::time::interval(RESYNC);
+        let cache = ObjectCache::start(&self.client);
+        let mut refresh = tokio::time::interval(REFRESH_PERIOD);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let mut refresh_due = false;
             tokio::select! {
                 event = stream.next() => match event {
                     Some(Ok(WatchEvent::InitDone)) => listed = true,
@@ -110,11 +122,15 @@ impl ApiSource {
                     None => return,
                 },
                 _ = resync.tick() => {}
+                _ = refresh.tick() => refresh_due = true,
             }
             // Until the first list is complete the store would say every pod is gone.
             if listed {
                 let pods: Vec<Arc<Pod>> = store.state();
                 self.sync(&pods, &mut workers, &recorder).await;
+                if refresh_due {
+                    refresh_volume_sources(&pods, &mut workers, &cache);
+                }
             }
         }
     }
@@ -231,6 +247,7 @@ impl ApiSource {
             },
         );
         let stop = worker.stop_handle();
+        let refresh = worker.refresh_handle();
         let done = Arc::new(AtomicBool::new(false));
         let worker_done = done.clone();
         tokio::task::spawn_blocking(move || {
@@ -243,6 +260,40 @@ impl ApiSource {
             deleting: false,
             deletion_grace: None,
             reporter: Some(reporter),
+            refresh: Some(refresh),
+            last_refresh: None,
+        }
+    }
+}
+
+/// Hands each running worker the current state of its pod's volume sources when it changed
+/// since the last time (the first time: always; the worker finds nothing to rewrite then).
+fn refresh_volume_sources(
+    pods: &[Arc<Pod>],
+    workers: &mut HashMap<String, Entry>,
+    cache: &ObjectCache,
+) {
+    for pod in pods {
+        let Some(entry) = pod
+            .metadata
+            .uid
+            .as_ref()
+            .and_then(|uid| workers.get_mut(uid))
+        else {
+            continue;
+        };
+        let Some(handle) = &entry.refresh else {
+            continue;
+        };
+        if entry.deleting || entry.done.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Some(current) = cache.pod_refresh(pod) else {
+            return;
+        };
+        if entry.last_refresh.as_ref() != Some(&current) {
+            handle.refresh(current.clone());
+            entry.last_refresh = Some(current);
         }
     }
 }

@@ -109,6 +109,62 @@ pub fn set_up_pod_volumes(
         .collect()
 }
 
+/// What [`refresh_file_volumes`] did.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Volumes whose files were rewritten.
+    pub updated: Vec<String>,
+    /// Volumes that could not be resolved or written; each is left as it was.
+    pub failures: Vec<MountFailure>,
+}
+
+/// Rewrites the pod's configMap, secret, downwardAPI and projected volumes that are already
+/// set up from the current objects and pod metadata, atomically and only where the content
+/// changed. A volume that fails (a non-optional source is gone) keeps its files, as
+/// upstream's; emptyDir and hostPath volumes are never touched.
+pub fn refresh_file_volumes(ctx: VolumeContext<'_>, pod_dir: &Path) -> Refreshed {
+    let volumes = PodVolumes::new(pod_dir);
+    let mut refreshed = Refreshed::default();
+    let file_volumes = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        });
+    for volume in file_volumes {
+        let plan = match plan_volume(ctx, volume) {
+            Ok(plan) => plan,
+            Err(failure) => {
+                refreshed.failures.push(failure);
+                continue;
+            }
+        };
+        let VolumeKind::Files { files, .. } = &plan.kind else {
+            continue;
+        };
+        let dir = volumes.host_path(&plan);
+        // Not set up yet: the next container start does it.
+        if !dir.join(nodelet_runtime::volumes::DATA_DIR_LINK).exists() {
+            continue;
+        }
+        match nodelet_runtime::volumes::write_atomically(&dir, files, plan.fs_group) {
+            Ok(true) => refreshed.updated.push(plan.name.clone()),
+            Ok(false) => {}
+            Err(err) => refreshed
+                .failures
+                .push(MountFailure::new(&plan.name, err.to_string())),
+        }
+    }
+    refreshed
+}
+
 /// Unmounts and removes every volume of the pod (before its directory is removed).
 pub fn tear_down_pod_volumes(pod_dir: &Path) -> Result<(), VolumeError> {
     PodVolumes::new(pod_dir).tear_down()

@@ -421,3 +421,74 @@ fn bad_volume_mounts_fail_the_container_in_upstreams_words() {
         assert_eq!(err.to_string(), want);
     }
 }
+
+/// A configMap volume (on disk, so no mount is needed) set up, then refreshed as the worker
+/// does when its source changes: rewritten only on a change, kept when its source is gone.
+#[test]
+fn refreshing_rewrites_changed_file_volumes_only_and_keeps_them_when_the_source_is_gone() {
+    let pod_dir = tempfile::tempdir().unwrap();
+    let pod = pod(json!([
+        {"name": "conf", "configMap": {"name": "settings", "items": [{"key": "other", "path": "o"}]}},
+        {"name": "scratch", "emptyDir": {}},
+    ]));
+    let allocatable = allocatable();
+    let mut objects = objects();
+    fn context<'a>(
+        pod: &'a Pod,
+        objects: &'a PodObjects,
+        allocatable: &'a BTreeMap<String, ApiQuantity>,
+    ) -> VolumeContext<'a> {
+        VolumeContext {
+            pod,
+            objects,
+            allocatable,
+        }
+    }
+    set_up_pod_volumes(context(&pod, &objects, &allocatable), pod_dir.path()).unwrap();
+    let file = pod_dir
+        .path()
+        .join("volumes/kubernetes.io~configmap/conf/o");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "o");
+
+    let unchanged = refresh_file_volumes(context(&pod, &objects, &allocatable), pod_dir.path());
+    assert!(unchanged.updated.is_empty() && unchanged.failures.is_empty());
+
+    objects.config_maps[0]
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("other".into(), "changed".into());
+    let changed = refresh_file_volumes(context(&pod, &objects, &allocatable), pod_dir.path());
+    assert_eq!(changed.updated, ["conf"]);
+    assert!(changed.failures.is_empty());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "changed");
+
+    objects.config_maps.clear();
+    let gone = refresh_file_volumes(context(&pod, &objects, &allocatable), pod_dir.path());
+    assert!(gone.updated.is_empty());
+    assert_eq!(
+        gone.failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["MountVolume.SetUp failed for volume \"conf\" : configmap \"settings\" not found"]
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "changed");
+}
+
+/// A volume not set up yet is left for the next container start.
+#[test]
+fn refreshing_leaves_volumes_that_are_not_set_up() {
+    let pod_dir = tempfile::tempdir().unwrap();
+    let pod = pod(json!([{"name": "conf", "configMap": {"name": "settings"}}]));
+    let allocatable = allocatable();
+    let objects = objects();
+    let ctx = VolumeContext {
+        pod: &pod,
+        objects: &objects,
+        allocatable: &allocatable,
+    };
+    let refreshed = refresh_file_volumes(ctx, pod_dir.path());
+    assert!(refreshed.updated.is_empty() && refreshed.failures.is_empty());
+    assert!(!pod_dir.path().join("volumes").exists());
+}
