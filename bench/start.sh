@@ -30,6 +30,9 @@ spec:
   containers:
   - {name: main, image: $IMAGE, imagePullPolicy: IfNotPresent, command: [/bin/true]}
 YAML
+# The same pod on the node's network: no CNI plugins, as ctr (no CNI) and podman
+# (--network none) run.
+sed 's/^spec:$/spec:\n  hostNetwork: true/' "$T/true.yaml" >"$T/true-host.yaml"
 cat >"$T/sleep.yaml" <<YAML
 apiVersion: v1
 kind: Pod
@@ -43,6 +46,7 @@ YAML
 
 summary_header
 bench nodelet-run-true "$RUNS" "true" "$NODELET run -f $T/true.yaml"
+bench nodelet-run-true-host-network "$RUNS" "true" "$NODELET run -f $T/true-host.yaml"
 bench ctr-run-true "$RUNS" "true" "$CTR run --rm --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
 bench podman-run-true "$RUNS" "true" "$P run --rm --network none $PU --runtime runc $IMAGE /bin/true"
 
@@ -51,7 +55,8 @@ $NODELET run -f "$T/sleep.yaml" >"$T/nodelet-sleep.log" 2>&1 & NODELET_RUN=$!
 $CTR run -d --runtime io.containerd.runc.v2 "$IMAGE" bench-sleep /bin/sleep 300 >/dev/null
 CID=$($P run -d --network none $PU --runtime runc "$IMAGE" /bin/sleep 300)
 sleep 2
-shim=$(pgrep -f "nodelet shim" | head -1 || true)
+# This run's shim (its state is under $T), not one some other nodelet left behind.
+shim=$(pgrep -f "nodelet shim $T/" | head -1 || true)
 cshim=$(pgrep -f containerd-shim-runc-v2 | head -1 || true)
 conmon=$($P inspect --format '{{.State.ConmonPid}}' "$CID")
 printf 'process\tVmRSS_kB\n' >"$OUT/shim-rss.tsv"
