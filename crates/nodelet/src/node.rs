@@ -20,18 +20,28 @@ pub fn services(
     root_dir: &Path,
     runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<NodeServices> {
-    Ok(NodeServices {
-        images: Arc::new(crate::images::open_service(config, root_dir)?),
-        handlers: config.runtime_handlers()?,
-        node_credentials: Arc::new(NodeCredentials::new(NodeCredentialFiles::from_process(
-            root_dir,
-        ))),
-        platform: Platform::host(),
-        runtime: runtime.clone(),
-        shim: ShimLauncher::this_binary().context("finding the nodelet binary for the shims")?,
-        network: pod_network(root_dir),
-        pause: PauseLauncher::this_binary().ok(),
-        node_resolv_conf: node_resolv_conf(),
+    std::thread::scope(|scope| {
+        // The network's iptables check is the slow part: the rest is made meanwhile.
+        let network = scope.spawn(|| pod_network(root_dir));
+        let images = crate::images::open_service(config, root_dir);
+        let handlers = config.runtime_handlers();
+        let network = network
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok(NodeServices {
+            images: Arc::new(images?),
+            handlers: handlers?,
+            node_credentials: Arc::new(NodeCredentials::new(NodeCredentialFiles::from_process(
+                root_dir,
+            ))),
+            platform: Platform::host(),
+            runtime: runtime.clone(),
+            shim: ShimLauncher::this_binary()
+                .context("finding the nodelet binary for the shims")?,
+            network,
+            pause: PauseLauncher::this_binary().ok(),
+            node_resolv_conf: node_resolv_conf(),
+        })
     })
 }
 
