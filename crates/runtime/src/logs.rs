@@ -28,6 +28,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+mod rotation;
+
+pub use rotation::{
+    DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, LogRotation, MIN_MAX_FILES, RotatingFile, RotationError,
+    rotated_files,
+};
+
 /// Where pod logs go unless configured otherwise.
 pub const DEFAULT_LOG_DIR: &str = "/var/log/pods";
 /// The longest record content; longer lines are split into `P` records of this size.
@@ -142,22 +149,53 @@ pub struct CriLogWriter<W: Write> {
 impl CriLogWriter<File> {
     /// Opens `path` for appending (creating it with mode 0640 and its directories).
     pub fn create(path: &Path, max_line: usize) -> io::Result<CriLogWriter<File>> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-        if let Some(parent) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(LOG_FILE_MODE)
-            .custom_flags(0)
-            .open(path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(LOG_FILE_MODE))?;
-        Ok(CriLogWriter::new(file, max_line))
+        Ok(CriLogWriter::new(open_log_file(path)?, max_line))
     }
+}
+
+impl CriLogWriter<RotatingFile> {
+    /// Like [`CriLogWriter::create`], rotating the file by `rotation` (the shim's writer).
+    pub fn create_rotating(
+        path: &Path,
+        max_line: usize,
+        rotation: LogRotation,
+    ) -> io::Result<CriLogWriter<RotatingFile>> {
+        Ok(CriLogWriter::new(
+            RotatingFile::open(path, rotation)?,
+            max_line,
+        ))
+    }
+}
+
+/// Opens a log file for appending, creating it (mode 0640) and its directories.
+fn open_log_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(LOG_FILE_MODE)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(LOG_FILE_MODE))?;
+    Ok(file)
+}
+
+/// Creates (or truncates) a file beside the logs with their mode.
+fn create_log_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(LOG_FILE_MODE)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(LOG_FILE_MODE))?;
+    Ok(file)
 }
 
 impl<W: Write> CriLogWriter<W> {
@@ -340,6 +378,8 @@ pub fn polled_writer_done(done: impl Fn() -> bool + Send + 'static) -> WriterDon
 /// Reads a log file as lines: a blocking iterator (wrap it in a blocking task for async use).
 /// Malformed records are skipped.
 pub struct LogReader {
+    /// The log's name: a follower reopens it when the writer rotates the file.
+    path: PathBuf,
     file: File,
     options: LogOptions,
     /// Bytes read but not yet ending in a newline.
@@ -375,6 +415,7 @@ impl LogReader {
     ) -> io::Result<LogReader> {
         let file = File::open(path)?;
         let mut reader = LogReader {
+            path: path.to_owned(),
             file,
             options,
             buffer: Vec::new(),
@@ -435,6 +476,49 @@ impl LogReader {
         }
         self.buffer.drain(..consumed);
         Ok(true)
+    }
+
+    /// Reads everything the file has now into `ready`.
+    fn drain(&mut self) -> io::Result<()> {
+        let mut got = std::mem::take(&mut self.ready);
+        let drained = (|| {
+            while self.fill(&mut got, usize::MAX)? {}
+            Ok::<(), io::Error>(())
+        })();
+        self.ready = got;
+        drained
+    }
+
+    /// At the end of the file while following: when the log's name now holds another file
+    /// (the writer renamed ours aside: [`RotatingFile`]) reads the rest of ours, then
+    /// continues with the new one from its start; a file cut shorter than what was read
+    /// (truncated in place) is read again from its start. True when it switched.
+    /// A follower slower than two rotations misses the files in between, as upstream's.
+    fn follow_rotation(&mut self) -> io::Result<bool> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        // Missing between the writer's rename and its new file: look again later.
+        let Ok(named) = std::fs::metadata(&self.path) else {
+            return Ok(false);
+        };
+        let ours = self.file.metadata()?;
+        if (named.dev(), named.ino()) != (ours.dev(), ours.ino()) {
+            self.drain()?;
+            match File::open(&self.path) {
+                Ok(file) => self.file = file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(err) => return Err(err),
+            }
+            // A record is never split across files; drop what cannot be completed.
+            self.buffer.clear();
+            return Ok(true);
+        }
+        if named.len() < self.file.stream_position()? {
+            self.file.seek(SeekFrom::Start(0))?;
+            self.buffer.clear();
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn wanted(&self, line: &LogLine) -> bool {
@@ -518,6 +602,17 @@ impl Iterator for LogReader {
                 self.at_end = true;
                 continue;
             }
+            match self.follow_rotation() {
+                Ok(true) => {
+                    self.idle_looks = 0;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    self.at_end = true;
+                    return Some(Err(err));
+                }
+            }
             // Reading on from the same offset then shows what was appended meanwhile.
             self.idle_looks = self.idle_looks.saturating_add(1);
             let pause = FOLLOW_INTERVAL * self.idle_looks.min(10);
@@ -529,13 +624,15 @@ impl Iterator for LogReader {
                 }
             };
             if finished {
-                // One last look: the writer may have written more before finishing.
-                let mut got = std::mem::take(&mut self.ready);
+                // One last look: the writer may have written (and rotated) more before
+                // finishing.
                 let drained = (|| {
-                    while self.fill(&mut got, usize::MAX)? {}
+                    self.drain()?;
+                    while self.follow_rotation()? {
+                        self.drain()?;
+                    }
                     Ok::<(), io::Error>(())
                 })();
-                self.ready = got;
                 if let Err(err) = drained {
                     self.at_end = true;
                     return Some(Err(err));
@@ -858,6 +955,53 @@ mod tests {
             .collect();
         feeder.join().unwrap();
         assert_eq!(rest, ["after", "half-done", "last"]);
+    }
+
+    #[test]
+    fn follow_continues_across_rotations_in_order() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        // Three records per file: a rotation every few lines, two files kept.
+        let rotation = LogRotation::new(100, 2).unwrap();
+        let mut writer = CriLogWriter::create_rotating(&path, 100, rotation).unwrap();
+        writer
+            .write(Stream::Stdout, b"line 000\n", at(1, 0))
+            .unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let seen_done = done.clone();
+        let reader = LogReader::open(
+            &path,
+            LogOptions {
+                follow: true,
+                ..Default::default()
+            },
+            Some(polled_writer_done(move || seen_done.load(Ordering::SeqCst))),
+        )
+        .unwrap();
+        let feeder = std::thread::spawn(move || {
+            for n in 1..40 {
+                // One line at a time, a partial one across a rotation now and then.
+                let text = format!("line {n:03}\n");
+                let (head, tail) = text.split_at(if n % 7 == 0 { 3 } else { text.len() });
+                writer
+                    .write(Stream::Stdout, head.as_bytes(), at(n, 0))
+                    .unwrap();
+                writer
+                    .write(Stream::Stdout, tail.as_bytes(), at(n, 0))
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(60));
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let seen: Vec<String> = reader
+            .map(|l| String::from_utf8(l.unwrap().content).unwrap())
+            .collect();
+        feeder.join().unwrap();
+        let expected: Vec<String> = (0..40).map(|n| format!("line {n:03}")).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(rotated_files(&path).unwrap().len(), 1, "two files in all");
     }
 
     #[test]

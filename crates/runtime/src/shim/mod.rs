@@ -13,7 +13,9 @@
 //!    writes `started.json` and reports success (or the runtime's error) on its standard
 //!    output, which [`ShimHandle::spawn`] is reading;
 //! 5. copies both pipes into the container's CRI log file ([`crate::logs::CriLogWriter`]:
-//!    one writer, line framing, timestamps) while reaping every process that ends under it;
+//!    one writer, line framing, timestamps; rotated at a record boundary by
+//!    [`crate::logs::RotatingFile`] per [`ShimConfig::log_rotation`]) while reaping every
+//!    process that ends under it;
 //! 6. when the container's first process has ended and the pipes are drained, writes
 //!    `exit.json` ([`ShimExit`]: code, signal, OOM kill, start and finish times) atomically
 //!    and exits.
@@ -50,7 +52,7 @@ use nodelet_sys::process::ExitStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::handlers::Handler;
-use crate::logs::DEFAULT_MAX_LINE;
+use crate::logs::{DEFAULT_MAX_LINE, LogRotation};
 
 pub use handle::{GatedShim, ShimError, ShimHandle, ShimLauncher};
 pub use monitor::main;
@@ -74,6 +76,9 @@ pub struct ShimConfig {
     pub log_path: PathBuf,
     /// The longest log record; longer lines are split.
     pub max_line: usize,
+    /// When the shim rotates the log (the kubelet's defaults for older `shim.json` files).
+    #[serde(default)]
+    pub log_rotation: LogRotation,
     pub runtime: ShimRuntime,
     /// Between `create` and `start`, wait for the launcher's go (one byte on standard
     /// input; EOF cancels): [`ShimHandle::spawn_gated`].
@@ -88,6 +93,7 @@ impl ShimConfig {
             bundle: bundle.into(),
             log_path: log_path.into(),
             max_line: DEFAULT_MAX_LINE,
+            log_rotation: LogRotation::default(),
             runtime: ShimRuntime::from(handler),
             gated: false,
         }
@@ -221,6 +227,16 @@ mod tests {
         assert_eq!(exit(137, Some(9), true).reason(), "OOMKilled");
         assert_eq!(exit(137, Some(9), false).status(), ExitStatus::Killed(9));
         assert_eq!(exit(3, None, false).status(), ExitStatus::Exited(3));
+    }
+
+    #[test]
+    fn an_older_shim_json_without_log_rotation_still_loads() {
+        let text = r#"{"id":"c1","bundle":"/b","log_path":"/l/0.log","max_line":16384,
+            "runtime":{"handler":"runc","binary":"/usr/sbin/runc","global_args":[],
+            "root":null,"hidden_cgroup2":null}}"#;
+        let config: ShimConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(config.log_rotation, LogRotation::default());
+        assert!(!config.gated);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::bundle::Bundle;
 use crate::container::{Container, delete_if_present};
-use crate::logs::{CriLogWriter, Stream};
+use crate::logs::{CriLogWriter, RotatingFile, Stream};
 use crate::oci_runtime::ContainerStdio;
 
 /// How often the shim wakes without events, to reap orphans re-parented to it (a process
@@ -105,8 +105,9 @@ fn run(state_dir: &Path, config: &ShimConfig) -> Result<(), String> {
             std::process::id().to_string().as_bytes(),
         )
         .map_err(|e| format!("writing {PID_FILE}: {e}"))?;
-        let log = CriLogWriter::create(&config.log_path, config.max_line)
-            .map_err(|e| format!("opening the log {}: {e}", config.log_path.display()))?;
+        let log =
+            CriLogWriter::create_rotating(&config.log_path, config.max_line, config.log_rotation)
+                .map_err(|e| format!("opening the log {}: {e}", config.log_path.display()))?;
         Ok(log)
     };
     let mut log = match setup() {
@@ -230,7 +231,7 @@ fn wait_for_go() -> Result<(), String> {
 fn monitor(
     init_pid: u32,
     pipes: [PipeReader; 2],
-    log: &mut CriLogWriter<std::fs::File>,
+    log: &mut CriLogWriter<RotatingFile>,
 ) -> ExitStatus {
     let [out, err] = pipes;
     let mut streams = [(Stream::Stdout, Some(out)), (Stream::Stderr, Some(err))];
@@ -297,7 +298,7 @@ fn copy_ready(
     streams: &mut [(Stream, Option<PipeReader>); 2],
     ready: &[bool],
     chunk: &mut [u8],
-    log: &mut CriLogWriter<std::fs::File>,
+    log: &mut CriLogWriter<RotatingFile>,
     log_failed: &mut bool,
 ) {
     let mut index = 0;
