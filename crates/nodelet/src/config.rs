@@ -27,6 +27,31 @@ pub struct Config {
     pub pod_manifest_path: Option<PathBuf>,
     /// Where pod cgroups go in each hierarchy (default `nodelet/kubepods`).
     pub cgroup_parent: Option<String>,
+    /// The kubelet's `containerLogMaxSize`: a container's log is rotated when it would grow
+    /// past this, bytes or a quantity such as `"10Mi"` (the default).
+    pub container_log_max_size: Option<ByteSize>,
+    /// The kubelet's `containerLogMaxFiles`: log files kept per container, the current one
+    /// included (default 5, at least 2).
+    pub container_log_max_files: Option<i64>,
+}
+
+/// A size in the configuration: a number of bytes or a Kubernetes quantity (`"10Mi"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(i64),
+    Quantity(String),
+}
+
+impl ByteSize {
+    fn bytes(&self) -> anyhow::Result<i128> {
+        match self {
+            ByteSize::Bytes(bytes) => Ok(i128::from(*bytes)),
+            ByteSize::Quantity(text) => nodelet_api::quantity::Quantity::parse(text)
+                .map(|q| q.value())
+                .with_context(|| format!("container_log_max_size {text:?}")),
+        }
+    }
 }
 
 impl Config {
@@ -49,6 +74,9 @@ impl Config {
         config
             .runtime_handlers()
             .with_context(|| format!("config {}", path.display()))?;
+        config
+            .log_rotation()
+            .with_context(|| format!("config {}", path.display()))?;
         Ok(config)
     }
 
@@ -59,6 +87,19 @@ impl Config {
             .clone()
             .unwrap_or_else(|| nodelet_runtime::logs::DEFAULT_LOG_DIR.into());
         std::path::absolute(&dir).with_context(|| format!("the log directory {}", dir.display()))
+    }
+
+    /// When the shims rotate container logs (the kubelet's defaults for what is not set).
+    pub fn log_rotation(&self) -> anyhow::Result<nodelet_runtime::logs::LogRotation> {
+        use nodelet_runtime::logs::{DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, LogRotation};
+        let max_size = match &self.container_log_max_size {
+            Some(size) => size.bytes()?,
+            None => i128::from(DEFAULT_MAX_SIZE),
+        };
+        let max_files = self
+            .container_log_max_files
+            .unwrap_or(i64::from(DEFAULT_MAX_FILES));
+        Ok(LogRotation::new(max_size, max_files)?)
     }
 
     /// The parent of pod cgroups, relative to each hierarchy's root.
@@ -137,6 +178,40 @@ insecure = true
         assert_eq!(
             config.pod_manifest_path.as_deref(),
             Some(Path::new("/etc/nodelet/manifests"))
+        );
+    }
+
+    #[test]
+    fn reads_and_checks_the_container_log_rotation() {
+        use nodelet_runtime::logs::LogRotation;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path, true)
+        };
+        let rotation = |text: &str| load(text).unwrap().log_rotation().unwrap();
+        assert_eq!(rotation(""), LogRotation::default());
+        assert_eq!(
+            rotation("container_log_max_size = \"10Mi\"\ncontainer_log_max_files = 2\n"),
+            LogRotation::new(10 * 1024 * 1024, 2).unwrap()
+        );
+        assert_eq!(rotation("container_log_max_size = 4096\n").max_size, 4096);
+        let err = |text: &str| format!("{:#}", load(text).unwrap_err());
+        let message = err("container_log_max_files = 1\n");
+        assert!(
+            message.contains("container_log_max_files must be at least 2"),
+            "{message}"
+        );
+        let message = err("container_log_max_size = \"ten megs\"\n");
+        assert!(
+            message.contains("container_log_max_size \"ten megs\""),
+            "{message}"
+        );
+        let message = err("container_log_max_size = 0\n");
+        assert!(
+            message.contains("must be a positive number of bytes"),
+            "{message}"
         );
     }
 

@@ -60,6 +60,7 @@ pub fn context(
         log_dir: config.log_dir()?,
         cluster_domain: DEFAULT_CLUSTER_DOMAIN.into(),
         cgroup_parent: config.cgroup_parent(),
+        log_rotation: config.log_rotation()?,
     })
 }
 

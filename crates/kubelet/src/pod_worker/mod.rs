@@ -112,6 +112,8 @@ pub struct NodeContext {
     pub cluster_domain: String,
     /// Where pod cgroups go in each hierarchy ([`pod_cgroup::DEFAULT_PARENT`]).
     pub cgroup_parent: String,
+    /// When the containers' shims rotate their logs (`containerLogMaxSize`/`MaxFiles`).
+    pub log_rotation: logs::LogRotation,
 }
 
 /// The node's services the worker drives; made once per node and cloned for each pod.
@@ -1219,7 +1221,8 @@ impl PodWorker {
             )));
         }
         let log_path = self.container_logs(&spec.name).file(attempt);
-        let config = ShimConfig::new(&handler, &id, bundle.dir(), &log_path);
+        let mut config = ShimConfig::new(&handler, &id, bundle.dir(), &log_path);
+        config.log_rotation = self.node.log_rotation;
         // The shim's state (shim.json, shim.pid, started.json, exit.json) lives in the
         // container's directory, next to the bundle's files.
         let shim = match self.spawn_shim(bundle.dir(), &config, &names) {
