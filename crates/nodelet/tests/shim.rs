@@ -227,6 +227,91 @@ fn output_becomes_cri_log_lines_and_the_exit_code_is_recorded() {
 }
 
 #[test]
+fn the_log_rotates_and_a_follower_sees_every_line_across_rotations() {
+    const LINES: usize = 300;
+    let harness = Harness::new(&["tiny"]);
+    for handler in harness.installed() {
+        let name = &handler.name;
+        let id = container_id(&handler, "rotate");
+        // About 90 bytes a record: a rotation every ~45 lines, slow enough for a follower
+        // polling every 100 ms to see each file before the next rotation.
+        let script = format!(
+            "i=0; while [ $i -lt {LINES} ]; do printf 'line %04d %040d\\n' $i 0; \
+             i=$((i+1)); sleep 0.01; done"
+        );
+        let mut prepared = prepare(&harness, &handler, &id, &["/bin/sh", "-c", &script], |_| {});
+        prepared.config.log_rotation = logs::LogRotation::new(4096, 3).unwrap();
+        let handle = spawn(&prepared);
+        let log_path = prepared.config.log_path.clone();
+        let exit_file = prepared.bundle.dir().join("exit.json");
+        let follower = {
+            let log_path = log_path.clone();
+            std::thread::spawn(move || {
+                LogReader::open(
+                    &log_path,
+                    LogOptions {
+                        follow: true,
+                        ..Default::default()
+                    },
+                    Some(logs::polled_writer_done(move || exit_file.exists())),
+                )
+                .unwrap()
+                .map(|l| String::from_utf8(l.unwrap().content).unwrap())
+                .collect::<Vec<_>>()
+            })
+        };
+        let exit = wait_exit(&handler, &handle);
+        assert_eq!(exit.exit_code, 0, "{name}: {exit:?}");
+        let seen = follower.join().unwrap();
+        let expected: Vec<String> = (0..LINES)
+            .map(|n| format!("line {n:04} {:040}", 0))
+            .collect();
+        assert_eq!(seen.len(), LINES, "{name}");
+        assert!(seen == expected, "{name}: lines out of order or changed");
+
+        // At most max_files files: the current one, the newest rotated one as it was
+        // written, the older compressed.
+        let rotated = logs::rotated_files(&log_path).unwrap();
+        let names: Vec<String> = rotated
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(rotated.len(), 2, "{name}: {names:?}");
+        let stamp = |n: &str| -> bool {
+            let rest = n.strip_prefix("0.log.").unwrap_or("");
+            let b = rest.as_bytes();
+            b.len() >= 15
+                && b[..8].iter().all(u8::is_ascii_digit)
+                && b[8] == b'-'
+                && b[9..15].iter().all(u8::is_ascii_digit)
+        };
+        assert!(names.iter().all(|n| stamp(n)), "{name}: {names:?}");
+        assert!(
+            names[0].ends_with(".gz") && !names[1].ends_with(".gz"),
+            "{name}: {names:?}"
+        );
+        let dir_entries = std::fs::read_dir(log_path.parent().unwrap())
+            .unwrap()
+            .count();
+        assert_eq!(dir_entries, 3, "{name}: only the log's files");
+        for file in [&log_path, &rotated[1]] {
+            let size = std::fs::metadata(file).unwrap().len();
+            assert!(size <= 4096, "{name}: {} has {size} bytes", file.display());
+        }
+        // `kubectl logs` without follow shows the current file only: the end of the output.
+        let current: Vec<String> = LogReader::open(&log_path, LogOptions::default(), None)
+            .unwrap()
+            .map(|l| String::from_utf8(l.unwrap().content).unwrap())
+            .collect();
+        assert!(
+            !current.is_empty() && expected.ends_with(&current),
+            "{name}: {current:?}"
+        );
+        remove(&harness, &handler, prepared, handle);
+    }
+}
+
+#[test]
 fn an_oom_killed_container_is_reported_as_such() {
     if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
         && !Path::new("/sys/fs/cgroup/memory.max").exists()
