@@ -1,0 +1,170 @@
+//! A running pod's container image can change (`kubectl set image`), as upstream's kubelet
+//! handles it: the container is killed (`Killing` "Container <c> definition changed, will be
+//! restarted", its PreStop first) and started again with the new image, even under
+//! `restartPolicy: Never`, counting a restart. Any other change to the pod's spec is refused
+//! with the API server's `Forbidden` message.
+
+mod serve_support;
+
+use nodelet_testbed::{Bed, BedInfo};
+use serde_json::Value;
+use serve_support::{KUBECTL, Server};
+
+fn pod_json(server: &Server, name: &str) -> Value {
+    serde_json::from_str(&server.kubectl(&["get", "pod", name, "-o", "json"])).unwrap()
+}
+
+/// `(type, reason, message)` of the pod's events.
+fn events(server: &Server, pod: &str) -> Vec<(String, String, String)> {
+    let selector = format!("involvedObject.name={pod}");
+    let out = server.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (text("type"), text("reason"), text("message"))
+        })
+        .collect()
+}
+
+#[test]
+fn set_image_restarts_the_container_with_the_new_image() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let old_image = BedInfo::reference(&bed.plain, "tiny");
+    let new_image = BedInfo::reference(&bed.plain, "medium");
+    let file = server.write(
+        "swap.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: swap
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  volumes:
+  - name: data
+    emptyDir: {{}}
+  containers:
+  - name: main
+    image: {old_image}
+    command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 1; done']
+    volumeMounts:
+    - {{name: data, mountPath: /data}}
+    lifecycle:
+      preStop:
+        exec:
+          command: [sh, -c, 'echo ran > /data/pre-stop']
+"#
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(
+        60,
+        &[
+            "get",
+            "pod",
+            "swap",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.running.startedAt}",
+        ],
+        |out| !out.is_empty(),
+    );
+    let before = pod_json(&server, "swap");
+    let old_id = before["status"]["containerStatuses"][0]["containerID"].clone();
+
+    assert_eq!(
+        server.kubectl(&["set", "image", "pod/swap", &format!("main={new_image}")]),
+        "pod/swap image updated\n"
+    );
+    server.wait_for(
+        90,
+        &[
+            "get",
+            "pod",
+            "swap",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}",
+        ],
+        |out| out.starts_with("1/") && out.len() > 2,
+    );
+    let after = pod_json(&server, "swap");
+    let status = &after["status"]["containerStatuses"][0];
+    assert_eq!(after["status"]["phase"], "Running", "{after:#}");
+    assert_eq!(status["image"], new_image.as_str(), "{after:#}");
+    let digest = &bed.images["medium"].digest;
+    assert_eq!(
+        status["imageID"],
+        format!("{}/medium@{digest}", bed.plain.host),
+        "{after:#}"
+    );
+    assert_ne!(status["containerID"], old_id, "{after:#}");
+    assert_eq!(status["ready"], true, "{after:#}");
+    assert!(
+        status["lastState"]["terminated"]["finishedAt"].is_string(),
+        "{after:#}"
+    );
+
+    // PreStop ran in the old container before it stopped (the emptyDir outlives it).
+    assert_eq!(
+        server.kubectl(&["exec", "swap", "--", "cat", "/data/pre-stop"]),
+        "ran\n"
+    );
+    let events = events(&server, "swap");
+    for (reason, message) in [
+        (
+            "Killing",
+            "Container main definition changed, will be restarted".to_owned(),
+        ),
+        ("Pulling", format!("Pulling image \"{new_image}\"")),
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|(t, r, m)| t == "Normal" && r == reason && *m == message),
+            "{reason} {message}: {events:#?}"
+        );
+    }
+    assert!(
+        events.iter().any(|(t, r, m)| t == "Normal"
+            && r == "Pulled"
+            && m.starts_with(&format!("Successfully pulled image \"{new_image}\""))),
+        "{events:#?}"
+    );
+    // Both starts, as one event counted twice (the recorder aggregates repeats).
+    let selector = "involvedObject.name=swap,reason=Started";
+    let counts = server.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        selector,
+        "-o",
+        "jsonpath={.items[*].count}",
+    ]);
+    let started: u64 = counts
+        .split_whitespace()
+        .map(|c| c.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(started, 2, "{counts}: {events:#?}");
+
+    // Nothing else of the spec may change.
+    let err = server.client(KUBECTL).fails(&[
+        "patch",
+        "pod",
+        "swap",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/containers/0/command","value":["sleep","1"]}]"#,
+    ]);
+    assert!(
+        err.contains(
+            "The Pod \"swap\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+        ),
+        "{err}"
+    );
+    server.kubectl(&["delete", "pod", "swap", "--wait=true"]);
+}
