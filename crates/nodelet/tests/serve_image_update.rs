@@ -168,3 +168,53 @@ spec:
     );
     server.kubectl(&["delete", "pod", "swap", "--wait=true"]);
 }
+
+/// The usual fix of a pod stuck in `ImagePullBackOff`: `kubectl set image` to one that
+/// exists. The container starts with it at once (no back-off: that was the old image's), as
+/// its first run.
+#[test]
+fn set_image_fixes_a_pod_in_image_pull_back_off() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let missing = format!("{}/tiny:missing", bed.plain.host);
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let file = server.write(
+        "fix.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: fix\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {missing}\n    command: [sleep, '3600']\n"
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    let waiting = &[
+        "get",
+        "pod",
+        "fix",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+    ];
+    server.wait_for(60, waiting, |out| out == "ImagePullBackOff");
+    server.kubectl(&["set", "image", "pod/fix", &format!("main={image}")]);
+    server.wait_for(
+        60,
+        &[
+            "get",
+            "pod",
+            "fix",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.running.startedAt}",
+        ],
+        |out| !out.is_empty(),
+    );
+    let pod = pod_json(&server, "fix");
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["image"], image.as_str(), "{pod:#}");
+    assert_eq!(status["restartCount"], 0, "{pod:#}");
+    assert_eq!(pod["status"]["phase"], "Running", "{pod:#}");
+    // Nothing was running, so nothing was killed.
+    let events = events(&server, "fix");
+    assert!(
+        !events.iter().any(|(_, r, _)| r == "Killing"),
+        "{events:#?}"
+    );
+    server.kubectl(&["delete", "pod", "fix", "--wait=true"]);
+}
