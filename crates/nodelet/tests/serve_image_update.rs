@@ -218,3 +218,60 @@ fn set_image_fixes_a_pod_in_image_pull_back_off() {
     );
     server.kubectl(&["delete", "pod", "fix", "--wait=true"]);
 }
+
+/// A change the kubelet missed while it was down: the container's directory says which image
+/// it started from (`image.json`); here it names another image than the pod does, as after a
+/// `kubectl set image` nodelet never saw. The restarted kubelet adopts the container, sees the
+/// difference and restarts it with the pod's image.
+#[test]
+fn an_adopted_container_running_another_image_is_restarted() {
+    let bed = Bed::shared().unwrap();
+    let mut server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let file = server.write(
+        "adopt.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: adopt\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n"
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    let running = &[
+        "get",
+        "pod",
+        "adopt",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}",
+    ];
+    server.wait_for(60, running, |out| out.starts_with("0/") && out.len() > 2);
+    let before = pod_json(&server, "adopt");
+    let uid = before["metadata"]["uid"].as_str().unwrap().to_owned();
+    let image_id = before["status"]["containerStatuses"][0]["imageID"].clone();
+
+    server.kill();
+    let record = server
+        .root_dir()
+        .join("pods")
+        .join(&uid)
+        .join("containers")
+        .join(format!("main_0_{uid}"))
+        .join("image.json");
+    let mut started: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(started["image"], image.as_str(), "{started}");
+    started["image"] = Value::from(BedInfo::reference(&bed.plain, "medium"));
+    std::fs::write(&record, started.to_string()).unwrap();
+
+    let server = server.restart(Some(&bed));
+    server.wait_for(60, running, |out| out.starts_with("1/") && out.len() > 2);
+    let after = pod_json(&server, "adopt");
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["imageID"], image_id,
+        "{after:#}"
+    );
+    let events = events(&server, "adopt");
+    assert!(
+        events.iter().any(|(_, r, m)| r == "Killing"
+            && m == "Container main definition changed, will be restarted"),
+        "{events:#?}"
+    );
+    server.kubectl(&["delete", "pod", "adopt", "--wait=true"]);
+}

@@ -6,8 +6,16 @@
 //! restarted", PreStop, the stop within the pod's grace period) and started again with the new
 //! image at once, whatever the restart policy and without crash back-off (its back-off key
 //! holds the spec's hash). Init containers only take the image for their next start.
+//!
+//! Each container's directory keeps the image it was started from (`image.json`, upstream
+//! keeps the spec's hash in the container's labels), so a worker that adopts a container
+//! after a nodelet restart sees a change it missed meanwhile, and the status keeps its
+//! `imageID`.
+
+use std::path::Path;
 
 use nodelet_api::k8s::api::core::v1::{Container, Pod};
+use serde::{Deserialize, Serialize};
 
 use super::{KillReason, PodWorker};
 use crate::events::ContainerList;
@@ -39,6 +47,32 @@ impl ContainerImages {
             .find(|(name, _)| name == container)
             .map(|(_, image)| image.as_str())
     }
+}
+
+/// The image a container was started from, kept in its directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StartedImage {
+    /// As the spec named it.
+    image: String,
+    /// `status.containerStatuses[].imageID`.
+    image_id: String,
+}
+
+const STARTED_IMAGE_FILE: &str = "image.json";
+
+/// Records in container directory `dir` the image it starts from.
+pub(super) fn save_started_image(dir: &Path, image: &str, image_id: &str) -> std::io::Result<()> {
+    let started = StartedImage {
+        image: image.to_owned(),
+        image_id: image_id.to_owned(),
+    };
+    let text = serde_json::to_vec(&started).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(STARTED_IMAGE_FILE), text)
+}
+
+fn load_started_image(dir: &Path) -> Option<StartedImage> {
+    let bytes = std::fs::read(dir.join(STARTED_IMAGE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Sets the image of the containers of `containers` named in `images`.
@@ -77,6 +111,28 @@ impl PodWorker {
                 slot.definition_changed = true;
             }
         }
+    }
+
+    /// Container `i` was adopted from directory `dir` (running when `alive`): its status's
+    /// `imageID`, and whether it runs an image the spec no longer names.
+    pub(super) fn adopted_image(&mut self, i: usize, dir: &Path, alive: bool) {
+        let Some(started) = load_started_image(dir) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        if alive
+            && slot.list == ContainerList::Regular
+            && slot.spec.image.as_deref() != Some(started.image.as_str())
+        {
+            self.reporter.log(&format!(
+                "container {} runs {:?}, the pod names {:?} now",
+                slot.spec.name,
+                started.image,
+                slot.spec.image.as_deref().unwrap_or_default()
+            ));
+            slot.definition_changed = true;
+        }
+        slot.image_id = Some(started.image_id);
     }
 
     /// Kills app container `i` when its definition changed while it ran (see the module
@@ -125,6 +181,20 @@ spec:
         assert_eq!(images.image_of("main"), Some("b:1"));
         assert_eq!(images.image_of("side"), Some(""));
         assert_eq!(images.image_of("other"), None);
+    }
+
+    #[test]
+    fn the_started_image_is_read_back_from_the_container_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_started_image(dir.path()), None);
+        save_started_image(dir.path(), "reg/app:v1", "reg/app@sha256:ab").unwrap();
+        assert_eq!(
+            load_started_image(dir.path()),
+            Some(StartedImage {
+                image: "reg/app:v1".into(),
+                image_id: "reg/app@sha256:ab".into(),
+            })
+        );
     }
 
     #[test]

@@ -822,6 +822,7 @@ impl PodWorker {
         slot.started_at = Some(started_at);
         slot.container_id = container_id;
         slot.running = Some(running);
+        self.adopted_image(i, &dir.path, alive);
         if alive {
             self.reporter.log(&format!(
                 "container {} is running (adopted from its shim, restart count {})",
@@ -1167,6 +1168,12 @@ impl PodWorker {
             .map(|d| self.services.images.store().snapshot_path(&d))
             .collect();
         let bundle = Bundle::create(&dir, &layers).map_err(|e| create_error(e.to_string()))?;
+        let image = spec.image.as_deref().unwrap_or_default();
+        let image_id = status_snapshot::image_id(&record);
+        if let Err(e) = image_update::save_started_image(&dir, image, &image_id) {
+            self.reporter
+                .log(&format!("recording the image of {id}: {e}"));
+        }
         let undo_bundle = |e: String| {
             let _ = bundle.remove();
             create_error(e)
