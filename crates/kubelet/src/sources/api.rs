@@ -8,6 +8,9 @@
 //! precondition (what the API server's graceful deletion waits for). A later deletion with a
 //! shorter grace reaches the worker too and shortens the termination in progress. Pods that
 //! finished (Succeeded or Failed) keep their final status and are not started again.
+//!
+//! An update of a running pod's container images (`kubectl set image`) goes to its worker,
+//! which restarts the containers concerned with their new image.
 
 pub mod events;
 pub mod object_cache;
