@@ -38,6 +38,7 @@
 mod container_io;
 mod grace;
 mod host_ports;
+mod image_update;
 mod images;
 mod lifecycle;
 mod on_disk;
@@ -71,6 +72,7 @@ use nodelet_runtime::spec::{self, BindMount, ContainerSpec};
 
 use container_io::FollowFrom;
 pub use container_io::Stream;
+pub use image_update::ContainerImages;
 pub use lifecycle::ExitSlot;
 pub use refresh::{PodRefresh, ReferencedObjects, RefreshHandle};
 
@@ -208,6 +210,8 @@ enum Msg {
     Probe(ProbeEvent),
     /// The current state of the pod's volume sources ([`refresh`]).
     Refresh(Box<PodRefresh>),
+    /// The pod's container images ([`image_update`]).
+    Images(ContainerImages),
 }
 
 /// What a sync decided.
@@ -238,6 +242,8 @@ struct Slot {
     /// The last run's image (repository digest) and container ID, for the status.
     image_id: Option<String>,
     container_id: Option<String>,
+    /// Its spec changed while it ran: kill it and start it again ([`image_update`]).
+    definition_changed: bool,
 }
 
 impl Slot {
@@ -255,6 +261,7 @@ impl Slot {
             previous_started_at: None,
             image_id: None,
             container_id: None,
+            definition_changed: false,
         }
     }
 }
@@ -499,6 +506,7 @@ impl PodWorker {
             Msg::Exited => {}
             Msg::Probe(event) => self.on_probe(event),
             Msg::Refresh(update) => self.take_refresh(*update),
+            Msg::Images(images) => self.take_images(images),
         }
     }
 
@@ -635,7 +643,7 @@ impl PodWorker {
             if self.slots[i].list != ContainerList::Regular {
                 continue;
             }
-            if self.slots[i].running.is_some() {
+            if self.slots[i].running.is_some() && !self.kill_if_definition_changed(i) {
                 active = true;
                 continue;
             }
@@ -643,7 +651,7 @@ impl PodWorker {
                 None => LastSeen::NotStarted,
                 Some(e) => LastSeen::Exited { exit_code: e.code },
             };
-            if !backoff::should_restart(policy, last, false) {
+            if !backoff::should_restart(policy, last, false) && !self.slots[i].definition_changed {
                 continue;
             }
             active = true;
@@ -689,6 +697,7 @@ impl PodWorker {
         }
         match self.start_container(i) {
             Ok(()) => {
+                self.slots[i].definition_changed = false;
                 self.report_status(false);
                 Ok(None)
             }
@@ -815,6 +824,7 @@ impl PodWorker {
         slot.started_at = Some(started_at);
         slot.container_id = container_id;
         slot.running = Some(running);
+        self.adopted_image(i, &dir.path, alive);
         if alive {
             self.reporter.log(&format!(
                 "container {} is running (adopted from its shim, restart count {})",
@@ -1160,6 +1170,12 @@ impl PodWorker {
             .map(|d| self.services.images.store().snapshot_path(&d))
             .collect();
         let bundle = Bundle::create(&dir, &layers).map_err(|e| create_error(e.to_string()))?;
+        let image = spec.image.as_deref().unwrap_or_default();
+        let image_id = status_snapshot::image_id(&record);
+        if let Err(e) = image_update::save_started_image(&dir, image, &image_id) {
+            self.reporter
+                .log(&format!("recording the image of {id}: {e}"));
+        }
         let undo_bundle = |e: String| {
             let _ = bundle.remove();
             create_error(e)
@@ -1686,7 +1702,9 @@ fn stop_with_pre_stop_until(
     if running.exit.get().is_some() {
         return;
     }
-    let restart = RestartPolicy::of(pod) != RestartPolicy::Never;
+    // A changed definition restarts whatever the policy (upstream's computePodActions).
+    let restart =
+        why == KillReason::DefinitionChanged || RestartPolicy::of(pod) != RestartPolicy::Never;
     reporter.event(Some(&path), &events::killing(&slot.spec.name, why, restart));
     let plan = StopPlan::new(pod, &slot.spec, why, grace_override);
     let grace = plan.grace;

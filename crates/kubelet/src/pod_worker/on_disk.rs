@@ -4,6 +4,7 @@
 //! ```text
 //! {pods_dir}/<uid>/containers/<name>_<attempt>_<uid>/   the bundle and the shim's state
 //!     termination-log                                   bind-mounted at terminationMessagePath
+//!     image.json                                        the image it started from (image_update)
 //! {pods_dir}/<uid>/exits/<name>.json                    the last exit of a collected container
 //! {log_dir}/<namespace>_<pod>_<uid>/<name>/<attempt>.log
 //! ```

@@ -158,6 +158,11 @@ impl RefreshHandle {
     pub fn refresh(&self, update: PodRefresh) {
         let _ = self.0.send(Msg::Refresh(Box::new(update)));
     }
+
+    /// The pod's current container images (see [`super::image_update`]).
+    pub fn images(&self, images: super::ContainerImages) {
+        let _ = self.0.send(Msg::Images(images));
+    }
 }
 
 /// Replaces the objects of `namespace` named in `update` by their current state.

@@ -8,6 +8,9 @@
 //! precondition (what the API server's graceful deletion waits for). A later deletion with a
 //! shorter grace reaches the worker too and shortens the termination in progress. Pods that
 //! finished (Succeeded or Failed) keep their final status and are not started again.
+//!
+//! An update of a running pod's container images (`kubectl set image`) goes to its worker,
+//! which restarts the containers concerned with their new image.
 
 pub mod events;
 pub mod object_cache;
@@ -27,8 +30,8 @@ use tokio::sync::watch;
 
 use crate::events::Event;
 use crate::pod_worker::{
-    NodeContext, NodeServices, PodRefresh, PodReporter, PodWorker, RefreshHandle, StopHandle,
-    Stream, WorkerOptions,
+    ContainerImages, NodeContext, NodeServices, PodRefresh, PodReporter, PodWorker, RefreshHandle,
+    StopHandle, Stream, WorkerOptions,
 };
 use events::EventRecorder;
 use object_cache::{ObjectCache, REFRESH_PERIOD};
@@ -74,6 +77,8 @@ struct Entry {
     /// How to hand the worker its volume sources, and what it was last handed.
     refresh: Option<RefreshHandle>,
     last_refresh: Option<PodRefresh>,
+    /// The container images the worker was last handed (`kubectl set image`).
+    images: ContainerImages,
 }
 
 impl Entry {
@@ -86,6 +91,7 @@ impl Entry {
             reporter: None,
             refresh: None,
             last_refresh: None,
+            images: ContainerImages::default(),
         }
     }
 }
@@ -203,6 +209,7 @@ impl ApiSource {
                         stop.stop_for_deletion(grace);
                     }
                 }
+                Some(entry) if !deleting => forward_image_change(pod, entry),
                 Some(_) => {}
             }
         }
@@ -262,6 +269,7 @@ impl ApiSource {
             reporter: Some(reporter),
             refresh: Some(refresh),
             last_refresh: None,
+            images: ContainerImages::of(pod),
         }
     }
 }
@@ -296,6 +304,19 @@ fn refresh_volume_sources(
             entry.last_refresh = Some(current);
         }
     }
+}
+
+/// Hands a running worker its pod's container images when an update changed them (the only
+/// container fields an update may change); the worker restarts the containers concerned.
+fn forward_image_change(pod: &Pod, entry: &mut Entry) {
+    let current = ContainerImages::of(pod);
+    if current == entry.images || entry.done.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Some(handle) = &entry.refresh {
+        handle.images(current.clone());
+    }
+    entry.images = current;
 }
 
 /// Waits for the stopped worker (at most the grace period and a little), then deletes the pod.
