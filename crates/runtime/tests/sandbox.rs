@@ -32,6 +32,10 @@ impl TestNetwork {
         let mut settings = NetworkSettings::under_root(&root.join("root"));
         settings.bridge = bridge.into();
         settings.pod_cidr = cidr.into();
+        // Its own name, so its own record in the host-wide IPAM directory: in nodelet's, the
+        // other CIDR would reset host-local's round robin for the real pod network, which then
+        // hands out addresses the host still has stale neighbour entries for.
+        settings.network_name = bridge.into();
         let network = Network::load_or_write_default(&settings).unwrap();
         TestNetwork {
             settings,
