@@ -132,6 +132,21 @@ struct PauseProcess {
     start_time: u64,
 }
 
+/// Drops the host's neighbour (ARP/NDP) entries for a new pod's addresses. An address freed
+/// by an earlier pod can come back while the host still holds a STALE entry with the old
+/// pod's MAC, and the host would send to it for seconds (until its delayed probe). Best
+/// effort: without `ip`, or without an entry, nothing changes.
+fn forget_stale_neighbours(ips: &[IpAddr]) {
+    for ip in ips {
+        let _ = std::process::Command::new("ip")
+            .args(["neigh", "flush", "to", &ip.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// A created pod sandbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sandbox {
@@ -269,6 +284,7 @@ impl Sandbox {
         lo.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(cni)?;
         let result = eth0.map_err(cni)?;
+        forget_stale_neighbours(&result.ips);
         self.state.ips = result.ips;
         self.state.cni_result = Some(result.raw);
         self.mark_ready()
