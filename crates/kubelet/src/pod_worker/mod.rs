@@ -1412,21 +1412,12 @@ impl PodWorker {
         let hosts = dir.join("etc-hosts");
         let hostname_file = dir.join("etc-hostname");
         let pod_ips = self.pod_ips();
-        let aliases = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_aliases.clone())
-            .unwrap_or_default();
         if self.network_attach.is_some() {
             // Its addresses come with the network: `spawn_shim` writes it before `start`.
             std::fs::File::create(&hosts)?;
         } else if std::fs::metadata(&hosts).map_or(true, |m| m.len() == 0) {
             // Missing, or left empty by a start that waited for the network and failed.
-            std::fs::write(
-                &hosts,
-                hostname::managed_hosts_file(&pod_ips, names, &aliases),
-            )?;
+            self.write_hosts_file(names)?;
         }
         if !hostname_file.exists() {
             std::fs::write(&hostname_file, format!("{}\n", names.hostname))?;
