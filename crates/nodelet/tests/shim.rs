@@ -97,8 +97,15 @@ fn remove(harness: &Harness, handler: &Handler, prepared: Prepared, handle: Shim
         init_pid,
         &prepared.cgroup,
     );
+    // The shim exits just after writing its exit record; when the test is not its subreaper,
+    // init reaps it, on its own time: give that the shim's exit grace before calling it left.
+    let proc_dir = format!("/proc/{shim_pid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while Path::new(&proc_dir).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(
-        !Path::new(&format!("/proc/{shim_pid}")).exists(),
+        !Path::new(&proc_dir).exists(),
         "{}: the shim {shim_pid} is still there",
         handler.name
     );
