@@ -16,6 +16,8 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -169,6 +171,27 @@ impl NetworkList {
         Ok(list)
     }
 
+    /// Whether DEL must run while the sandbox's network namespace still exists. The plugins
+    /// of nodelet's default network need nothing from it: `bridge` (without `ipMasq` or
+    /// `macspoofchk`, whose rules are per address) then only releases the address through
+    /// `host-local`, and `portmap` works on the host's tables; the kernel deletes the veth
+    /// pair with the namespace. Any other plugin may read the interface, so it gets it.
+    pub fn del_needs_namespace(&self) -> bool {
+        let flag = |plugin: &Map<String, Value>, key: &str| {
+            plugin.get(key).and_then(Value::as_bool) == Some(true)
+        };
+        !self.plugins.iter().all(|plugin| match plugin_type(plugin) {
+            "bridge" => {
+                let ipam = plugin.get("ipam").and_then(|i| i.get("type"));
+                !flag(plugin, "ipMasq")
+                    && !flag(plugin, "macspoofchk")
+                    && ipam.and_then(Value::as_str) == Some("host-local")
+            }
+            "portmap" => true,
+            _ => false,
+        })
+    }
+
     /// The network that brings up `lo` in every sandbox.
     pub fn loopback() -> NetworkList {
         let mut plugin = Map::new();
@@ -213,7 +236,12 @@ pub struct Network {
     pub list: NetworkList,
     pub bin_dir: PathBuf,
     pub plugin_timeout: Duration,
+    /// The node-wide masquerade rule being checked (two iptables runs): the first ADD waits
+    /// for it after its own plugins ran, so loading the network costs a pod start nothing.
+    masquerade: Arc<Mutex<Option<MasqueradeCheck>>>,
 }
+
+type MasqueradeCheck = JoinHandle<Result<(), CniError>>;
 
 impl Network {
     /// The pod network of `settings`: the first `*.conflist` in the configuration
@@ -238,23 +266,52 @@ impl Network {
         let path = &files[0];
         let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
         let list = NetworkList::parse(path, &bytes)?;
-        if list.name == settings.network_name && !masquerades_per_pod(&list) {
-            ensure_masquerade(&settings.pod_cidr, &settings.bridge)?;
-        }
+        let masquerade =
+            (list.name == settings.network_name && !masquerades_per_pod(&list)).then(|| {
+                let (cidr, bridge) = (settings.pod_cidr.clone(), settings.bridge.clone());
+                std::thread::spawn(move || ensure_masquerade(&cidr, &bridge))
+            });
         Ok(Network {
             list,
             bin_dir: settings.bin_dir.clone(),
             plugin_timeout: settings.plugin_timeout,
+            masquerade: Arc::new(Mutex::new(masquerade)),
         })
+    }
+
+    /// Waits for the masquerade rule's check started at load (at most once; later calls
+    /// return at once). Its failure fails the ADD that waited: pods would have no way out.
+    fn masquerade_ready(&self) -> Result<(), CniError> {
+        let pending = self
+            .masquerade
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match pending {
+            Some(check) => check
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        }
+    }
+
+    /// `list` with plugins from `bin_dir` (nothing checked on the node).
+    pub fn new(list: NetworkList, bin_dir: PathBuf, plugin_timeout: Duration) -> Network {
+        Network {
+            list,
+            bin_dir,
+            plugin_timeout,
+            masquerade: Arc::default(),
+        }
     }
 
     /// The loopback network, with plugins from `bin_dir`.
     pub fn loopback(bin_dir: &Path, plugin_timeout: Duration) -> Network {
-        Network {
-            list: NetworkList::loopback(),
-            bin_dir: bin_dir.to_path_buf(),
+        Network::new(
+            NetworkList::loopback(),
+            bin_dir.to_path_buf(),
             plugin_timeout,
-        }
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -274,6 +331,7 @@ impl Network {
                 problem: "no result on standard output".into(),
             })?);
         }
+        self.masquerade_ready()?;
         let raw = previous.unwrap_or(Value::Null);
         let ips = parse_ips(&raw).map_err(|problem| CniError::BadResult {
             plugin: last_plugin,
@@ -575,6 +633,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_default_networks_plugins_give_up_the_namespace_before_del() {
+        let default = NetworkSettings::under_root(Path::new("/r")).default_conflist();
+        let list = |value: Value| {
+            NetworkList::parse(Path::new("x"), &serde_json::to_vec(&value).unwrap()).unwrap()
+        };
+        assert!(!list(default.clone()).del_needs_namespace());
+        let mut masquerading = default.clone();
+        masquerading["plugins"][0]["ipMasq"] = true.into();
+        assert!(list(masquerading).del_needs_namespace());
+        let mut other_ipam = default.clone();
+        other_ipam["plugins"][0]["ipam"]["type"] = "dhcp".into();
+        assert!(list(other_ipam).del_needs_namespace());
+        let mut chained = default;
+        chained["plugins"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "tuning"}));
+        assert!(list(chained).del_needs_namespace());
+    }
+
+    #[test]
     fn ips_from_a_1_0_result_on_the_sandbox_interface() {
         let result = json!({
             "cniVersion": "1.0.0",
@@ -732,15 +811,12 @@ mod tests {
     fn one_plugin(dir: &Path, kind: &str, timeout: Duration) -> Network {
         let mut plugin = Map::new();
         plugin.insert("type".into(), kind.into());
-        Network {
-            list: NetworkList {
-                cni_version: CNI_VERSION.into(),
-                name: "test".into(),
-                plugins: vec![plugin],
-            },
-            bin_dir: dir.to_path_buf(),
-            plugin_timeout: timeout,
-        }
+        let list = NetworkList {
+            cni_version: CNI_VERSION.into(),
+            name: "test".into(),
+            plugins: vec![plugin],
+        };
+        Network::new(list, dir.to_path_buf(), timeout)
     }
 
     #[test]

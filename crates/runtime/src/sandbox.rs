@@ -392,48 +392,49 @@ impl Sandbox {
         if !dir.exists() {
             return Ok(());
         }
-        if let Ok(sandbox) = Sandbox::open(dir)
-            && let Some(network) = sandbox.recorded_network()
-        {
-            let netns = sandbox.network_namespace_file();
-            // Without the namespace (removed by hand, or never made) DEL still releases
-            // the address; the interface went with the namespace.
-            let netns = is_namespace_file(&netns).then_some(netns);
-            let attachment = Attachment {
-                container_id: &sandbox.state.id,
-                netns: netns.as_deref(),
-                ifname: POD_INTERFACE,
-                args: &sandbox.state.cni_args,
-                port_mappings: &sandbox.state.port_mappings,
-            };
-            let deleted = network.del(&attachment, sandbox.state.cni_result.as_ref());
-            // Without an ADD result, ADD failed or never ran: a DEL that fails as well (the
-            // configuration that made ADD fail) must not keep the sandbox forever.
-            if sandbox.state.cni_result.is_some() {
-                deleted.map_err(|source| SandboxError::Network {
-                    dir: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-        }
-        if let Ok(sandbox) = Sandbox::open(dir)
-            && let Some(pause) = sandbox.state.pause
-        {
-            stop_pause(pause);
-        }
-        unmount_all(&dir.join(SHM)).map_err(|e| SandboxError::Io {
-            dir: dir.to_path_buf(),
-            what: "unmounting shm".into(),
-            source: std::io::Error::other(e),
-        })?;
-        for name in PINNED.iter().map(|(_, name)| *name).chain([PID_NS]) {
+        let sandbox = Sandbox::open(dir).ok();
+        let network = sandbox.as_ref().and_then(Sandbox::recorded_network);
+        let unpin = |name: &str| {
             HostNamespaces
                 .unpin(&dir.join(NS_DIR).join(name))
                 .map_err(|source| SandboxError::Namespace {
                     dir: dir.to_path_buf(),
                     source,
-                })?;
-        }
+                })
+        };
+        // Every unmount waits for an RCU grace period; run side by side they share one, and
+        // the network's DEL runs beside them.
+        std::thread::scope(|scope| {
+            let network_removed = scope.spawn(|| match (&sandbox, &network) {
+                (Some(sandbox), Some(network)) => sandbox.remove_network(network, unpin),
+                _ => unpin("net"),
+            });
+            if let Some(pause) = sandbox.as_ref().and_then(|s| s.state.pause) {
+                stop_pause(pause);
+            }
+            let shm = scope.spawn(|| {
+                unmount_all(&dir.join(SHM)).map_err(|e| SandboxError::Io {
+                    dir: dir.to_path_buf(),
+                    what: "unmounting shm".into(),
+                    source: std::io::Error::other(e),
+                })
+            });
+            let others: Vec<_> = PINNED
+                .iter()
+                .map(|(_, name)| *name)
+                .filter(|name| *name != "net")
+                .chain([PID_NS])
+                .map(|name| scope.spawn(move || unpin(name)))
+                .collect();
+            let joined = |handle: std::thread::ScopedJoinHandle<'_, Result<(), SandboxError>>| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            joined(network_removed)?;
+            joined(shm)?;
+            others.into_iter().try_for_each(joined)
+        })?;
         match std::fs::remove_dir_all(dir) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -573,13 +574,53 @@ impl Sandbox {
         }
     }
 
+    /// DEL on the recorded network, and the network namespace unpinned. When the network's
+    /// DEL needs nothing from the namespace ([`NetworkList::del_needs_namespace`]) the
+    /// namespace goes first: the kernel then deletes the pod's interfaces with it, off this
+    /// path, and DEL only releases what the host holds (the address).
+    fn remove_network(
+        &self,
+        network: &Network,
+        unpin: impl Fn(&str) -> Result<(), SandboxError>,
+    ) -> Result<(), SandboxError> {
+        let netns = self.network_namespace_file();
+        let needs_namespace = network.list.del_needs_namespace();
+        if !needs_namespace {
+            unpin("net")?;
+        }
+        // Without the namespace (removed by hand, never made, or just unpinned) DEL still
+        // releases the address; the interface went with the namespace.
+        let netns = is_namespace_file(&netns).then_some(netns);
+        let attachment = Attachment {
+            container_id: &self.state.id,
+            netns: netns.as_deref(),
+            ifname: POD_INTERFACE,
+            args: &self.state.cni_args,
+            port_mappings: &self.state.port_mappings,
+        };
+        let deleted = network.del(&attachment, self.state.cni_result.as_ref());
+        // Without an ADD result, ADD failed or never ran: a DEL that fails as well (the
+        // configuration that made ADD fail) must not keep the sandbox forever.
+        if self.state.cni_result.is_some() {
+            deleted.map_err(|source| SandboxError::Network {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        }
+        if needs_namespace {
+            unpin("net")
+        } else {
+            Ok(())
+        }
+    }
+
     /// The network ADD ran with, as the state recorded it.
     fn recorded_network(&self) -> Option<Network> {
-        Some(Network {
-            list: self.state.network.clone()?,
-            bin_dir: self.state.cni_bin_dir.clone(),
-            plugin_timeout: Duration::from_millis(self.state.plugin_timeout_ms),
-        })
+        Some(Network::new(
+            self.state.network.clone()?,
+            self.state.cni_bin_dir.clone(),
+            Duration::from_millis(self.state.plugin_timeout_ms),
+        ))
     }
 
     fn network_namespace_file(&self) -> PathBuf {

@@ -239,10 +239,13 @@ fn containers_share_their_sandbox_and_reach_another_pod() {
             Sandbox::remove(dir).unwrap();
             assert!(!dir.exists(), "{name}");
             assert!(!net.lease(ip).exists(), "{name}: {ip} released");
-            assert!(
-                !Path::new("/sys/class/net").join(&veth).exists(),
-                "{name}: {veth} left"
-            );
+            // The kernel deletes the veth pair with the namespace, in its own time.
+            let veth_path = Path::new("/sys/class/net").join(&veth);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while veth_path.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            assert!(!veth_path.exists(), "{name}: {veth} left");
             assert!(
                 !namespace_in_use("net", netns),
                 "{name}: the pod netns is still held"
