@@ -17,6 +17,7 @@ pub mod layout;
 pub mod oci;
 pub mod pull;
 pub mod pull_policy;
+pub mod pull_queue;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -18,6 +18,7 @@ use crate::digest::Digest;
 use crate::images::{ImageRecord, ImageRecords, LayerRecord, grant_for};
 use crate::keyring::{Credential, CredentialSource};
 use crate::oci::{Descriptor, ImageConfigFile, Manifest, ManifestKind, Platform};
+use crate::pull_queue::{PullConcurrency, PullQueue, PullTimes};
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, RegistryError, RepositoryRef};
 use crate::store::{ContentStore, Ingest, StoreError};
@@ -82,6 +83,8 @@ pub struct ImageService {
     client: RegistryClient,
     records: ImageRecords,
     limits: UnpackLimits,
+    /// The node's pull queue, used by [`ImageService::pull_queued`] (serial by default).
+    queue: PullQueue,
 }
 
 impl ImageService {
@@ -92,7 +95,14 @@ impl ImageService {
             client,
             records,
             limits: UnpackLimits::default(),
+            queue: PullQueue::default(),
         }
+    }
+
+    /// Sets how many queued pulls run at once (see [`crate::pull_queue`]).
+    pub fn with_pull_concurrency(mut self, concurrency: PullConcurrency) -> ImageService {
+        self.queue = PullQueue::new(concurrency);
+        self
     }
 
     pub fn store(&self) -> &ContentStore {
@@ -128,6 +138,19 @@ impl ImageService {
             }
         }
         Err(PullError::AllCredentialsFailed { image, errors })
+    }
+
+    /// [`ImageService::pull`] through the node's pull queue, with how long it ran and how
+    /// long since it was queued (the kubelet's pulls go this way; `nodelet images pull` not).
+    pub async fn pull_queued(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        credentials: &[(Credential, CredentialSource)],
+        progress: Arc<dyn PullProgress>,
+    ) -> (Result<ImageRecord, PullError>, PullTimes) {
+        let pull = self.pull(reference, platform, credentials, progress);
+        self.queue.run(&reference.to_string(), pull).await
     }
 
     async fn pull_with(

@@ -33,6 +33,12 @@ pub struct Config {
     /// The kubelet's `containerLogMaxFiles`: log files kept per container, the current one
     /// included (default 5, at least 2).
     pub container_log_max_files: Option<i64>,
+    /// The kubelet's `serializeImagePulls`: one image pull at a time on the node, the others
+    /// queued (default true).
+    pub serialize_image_pulls: Option<bool>,
+    /// The kubelet's `maxParallelImagePulls`: at most this many pulls at once when they are
+    /// not serialized (default: no limit); above 1 needs `serialize_image_pulls = false`.
+    pub max_parallel_image_pulls: Option<i64>,
 }
 
 /// A size in the configuration: a number of bytes or a Kubernetes quantity (`"10Mi"`).
@@ -77,7 +83,23 @@ impl Config {
         config
             .log_rotation()
             .with_context(|| format!("config {}", path.display()))?;
+        config
+            .pull_concurrency()
+            .with_context(|| format!("config {}", path.display()))?;
         Ok(config)
+    }
+
+    /// How many image pulls run at once (the kubelet's defaults for what is not set).
+    pub fn pull_concurrency(
+        &self,
+    ) -> Result<
+        nodelet_image::pull_queue::PullConcurrency,
+        nodelet_image::pull_queue::PullConcurrencyError,
+    > {
+        nodelet_image::pull_queue::PullConcurrency::from_settings(
+            self.serialize_image_pulls.unwrap_or(true),
+            self.max_parallel_image_pulls,
+        )
     }
 
     /// The pod log directory, absolute (the shims run with `/` as their working directory).
@@ -213,6 +235,49 @@ insecure = true
             message.contains("must be a positive number of bytes"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn reads_and_checks_the_image_pull_settings() {
+        use nodelet_image::pull_queue::PullConcurrency;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path, true)
+        };
+        let concurrency = |text: &str| load(text).unwrap().pull_concurrency().unwrap();
+        assert_eq!(concurrency(""), PullConcurrency::Serial);
+        assert_eq!(
+            concurrency("max_parallel_image_pulls = 1\n"),
+            PullConcurrency::Serial
+        );
+        assert_eq!(
+            concurrency("serialize_image_pulls = false\n"),
+            PullConcurrency::Parallel { limit: None }
+        );
+        assert_eq!(
+            concurrency("serialize_image_pulls = false\nmax_parallel_image_pulls = 3\n"),
+            PullConcurrency::Parallel {
+                limit: std::num::NonZeroUsize::new(3)
+            }
+        );
+        let err = |text: &str| format!("{:#}", load(text).unwrap_err());
+        let message = err("max_parallel_image_pulls = 2\n");
+        assert!(
+            message.contains(&format!("config {}", path.display()))
+                && message.contains(
+                    "max_parallel_image_pulls cannot be larger than 1 unless serialize_image_pulls is set to false"
+                ),
+            "{message}"
+        );
+        let message = err("serialize_image_pulls = false\nmax_parallel_image_pulls = 0\n");
+        assert!(
+            message.contains("max_parallel_image_pulls 0 must be a positive number"),
+            "{message}"
+        );
+        let message = err("serialize_image_pulls = \"no\"\n");
+        assert!(message.contains("serialize_image_pulls"), "{message}");
     }
 
     #[test]

@@ -200,10 +200,10 @@ pub fn open_service(config: &Config, root_dir: &Path) -> anyhow::Result<ImageSer
     let store = ContentStore::open(&store_root)
         .with_context(|| format!("opening the image store {}", store_root.display()))?;
     let hosts = RegistryHosts::new(config.registries.clone(), RegistryHosts::system_cert_dirs());
-    Ok(ImageService::new(
-        store,
-        RegistryClient::new(hosts, ClientOptions::default()),
-    ))
+    Ok(
+        ImageService::new(store, RegistryClient::new(hosts, ClientOptions::default()))
+            .with_pull_concurrency(config.pull_concurrency()?),
+    )
 }
 
 fn parse_platform(platform: Option<String>) -> anyhow::Result<Platform> {

@@ -71,3 +71,26 @@ fn a_config_with_a_syntax_error_is_reported_with_its_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("parsing config"), "{}", stderr(&out));
 }
+
+#[test]
+fn parallel_image_pulls_above_one_need_serialized_pulls_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "max_parallel_image_pulls = 4\n").unwrap();
+    let out = nodelet(&["--config", path.to_str().unwrap(), "version"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "invalid configuration: max_parallel_image_pulls cannot be larger than 1 unless serialize_image_pulls is set to false"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        &path,
+        "serialize_image_pulls = false\nmax_parallel_image_pulls = 4\n",
+    )
+    .unwrap();
+    let out = nodelet(&["--config", path.to_str().unwrap(), "version"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -179,8 +179,8 @@ pub fn ensure_image(
         return fail(waiting_reason::IMAGE_PULL_BACK_OFF, message);
     }
     emit(ImageEvent::pulling(image).into());
-    let started = Instant::now();
-    let pulled = services.runtime.block_on(services.images.pull(
+    // Through the node's pull queue: `times.total` includes the wait for other pods' pulls.
+    let (pulled, times) = services.runtime.block_on(services.images.pull_queued(
         &reference,
         &services.platform,
         &credentials,
@@ -188,8 +188,7 @@ pub fn ensure_image(
     ));
     match pulled {
         Ok(record) => {
-            let took = started.elapsed();
-            emit(ImageEvent::pulled(image, took, took, record.size).into());
+            emit(ImageEvent::pulled(image, times.pull, times.total, record.size).into());
             back_off.gc(Instant::now());
             Ok(record)
         }

@@ -55,7 +55,7 @@ impl Server {
             .prefix("nodelet-serve-")
             .tempdir()
             .expect("temp dir");
-        Server::start_in(dir, bed, &[])
+        Server::start_in(dir, bed, &[], "")
     }
 
     /// [`Server::start`] with more `nodelet serve` flags (`--enable-admission-plugins=...`);
@@ -65,7 +65,17 @@ impl Server {
             .prefix("nodelet-serve-")
             .tempdir()
             .expect("temp dir");
-        Server::start_in(dir, bed, serve_args)
+        Server::start_in(dir, bed, serve_args, "")
+    }
+
+    /// [`Server::start`] with more lines in its config file (top-level keys only).
+    #[allow(dead_code)] // Not every test binary changes the config.
+    pub fn start_with_config(bed: Option<&BedInfo>, extra_config: &str) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("nodelet-serve-")
+            .tempdir()
+            .expect("temp dir");
+        Server::start_in(dir, bed, &[], extra_config)
     }
 
     /// SIGKILLs `nodelet serve`; its shims and containers go on.
@@ -85,7 +95,7 @@ impl Server {
             .expect("temp dir");
         let dir = std::mem::replace(&mut self.dir, dir);
         drop(self);
-        Server::start_in(dir, bed, &[])
+        Server::start_in(dir, bed, &[], "")
     }
 
     /// `--root-dir`: pods are under `pods/<uid>`.
@@ -100,7 +110,12 @@ impl Server {
         self.dir.path().join("logs")
     }
 
-    fn start_in(dir: tempfile::TempDir, bed: Option<&BedInfo>, serve_args: &[&str]) -> Server {
+    fn start_in(
+        dir: tempfile::TempDir,
+        bed: Option<&BedInfo>,
+        serve_args: &[&str],
+        extra_config: &str,
+    ) -> Server {
         let config = dir.path().join("config.toml");
         let state = dir.path().join("runtimes");
         let registries = bed.map_or(String::new(), |bed| {
@@ -119,6 +134,7 @@ impl Server {
             format!(
                 "default_runtime = \"runc\"\n\
                  log_dir = \"{logs}\"\n\
+                 {extra_config}\n\
                  [runtimes.runc]\nroot = \"{s}/runc\"\n\
                  [runtimes.crun]\nroot = \"{s}/crun\"\n\
                  [runtimes.myconfiguration]\nruntime_path = \"crun\"\nroot = \"{s}/myconfiguration\"\n\
