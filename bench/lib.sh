@@ -91,6 +91,10 @@ rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
 versions() {
   {
     echo "date: $(date -u +%FT%TZ); kernel $(uname -r); $(nproc) cpus; loadavg at end $(cut -d' ' -f1-3 /proc/loadavg)"
+    # Host state that moves every tool's container start: the mount table's size (each
+    # runtime copies it into a new mount namespace) and cgroup2's favordynmods (without it
+    # a cgroup v1 task migration waits for an RCU grace period).
+    echo "mounts: $(wc -l </proc/self/mountinfo); cgroup2: $(awk '$3 == "cgroup2" {print $2, $4}' /proc/mounts)"
     dpkg-query -W -f='${Package} ${Version}\n' podman containerd runc crun skopeo docker-registry hyperfine
     $NODELET version
   } >"$OUT/versions.txt"

@@ -3,9 +3,10 @@
 #
 # Container start with the image already local: a pod whose `tiny` image runs /bin/true, from
 # command to exit, side by side in one run: `nodelet run -f pod.yaml` (shim, CRI log, events,
-# clean-up), `ctr run --rm` (containerd + containerd-shim-runc-v2) and `podman run --rm`
-# (conmon), all on runc. Also the RSS of one shim per running container: nodelet's shim,
-# containerd-shim-runc-v2 and conmon. Needs root; installs what is missing.
+# clean-up) on runc and on crun, `ctr run --rm` (containerd + containerd-shim-runc-v2) without
+# and with CNI (`--cni`: the same bridge + host-local + portmap chain as nodelet's pod network)
+# and `podman run --rm` (conmon), those on runc. Also the RSS of one shim per running container:
+# nodelet's shim, containerd-shim-runc-v2 and conmon. Needs root; installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-}
@@ -15,6 +16,26 @@ source bench/lib.sh
 bench_install
 start_bed
 start_containerd
+
+# ctr --cni reads the first conflist in /etc/cni/net.d and plugins in /opt/cni/bin (fixed
+# paths): a list like nodelet's default, on its own bridge and CIDR, only for this run.
+CTR_CNI_CONF=/etc/cni/net.d/05-nodelet-bench.conflist
+mkdir -p /etc/cni/net.d
+cat >"$CTR_CNI_CONF" <<JSON
+{"cniVersion": "1.0.0", "name": "nodelet-bench", "plugins": [
+  {"type": "bridge", "bridge": "nbench0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.245.0.0/16"}]],
+            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$T/ctr-ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}
+JSON
+BENCH_CLEANUP_HOOK="rm -f $CTR_CNI_CONF"
+if [ ! -e /opt/cni/bin ]; then
+  mkdir -p /opt/cni && ln -s /usr/lib/cni /opt/cni/bin
+  BENCH_CLEANUP_HOOK="$BENCH_CLEANUP_HOOK; rm -f /opt/cni/bin"
+fi
+# nodelet with crun as its default handler (hidden cgroup2 mount on hybrid hosts: automatic).
+NODELET_CRUN="${NODELET/--config $T\/nodelet.toml/--config $T/nodelet-crun.toml}"
+{ printf 'default_runtime = "crun"\n[runtimes.crun]\n[runtimes.runc]\n'; cat "$T/nodelet.toml"; } >"$T/nodelet-crun.toml"
 
 IMAGE=$REG/tiny:v1
 $NODELET images pull "$IMAGE" >/dev/null
@@ -47,7 +68,10 @@ YAML
 summary_header
 bench nodelet-run-true "$RUNS" "true" "$NODELET run -f $T/true.yaml"
 bench nodelet-run-true-host-network "$RUNS" "true" "$NODELET run -f $T/true-host.yaml"
+bench nodelet-crun-run-true "$RUNS" "true" "$NODELET_CRUN run -f $T/true.yaml"
+bench nodelet-crun-run-true-host-network "$RUNS" "true" "$NODELET_CRUN run -f $T/true-host.yaml"
 bench ctr-run-true "$RUNS" "true" "$CTR run --rm --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
+bench ctr-cni-run-true "$RUNS" "true" "$CTR run --rm --cni --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
 bench podman-run-true "$RUNS" "true" "$P run --rm --network none $PU --runtime runc $IMAGE /bin/true"
 
 # One running container each; RSS of its monitor process.
