@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use nodelet_api::k8s::api::core::v1::ObjectReference;
 use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
+use nodelet_api::k8s::jiff::Timestamp;
 use nodelet_apiserver::{ApiServer, LocalClient, ServerConfig, User};
 use nodelet_kubelet::events::{Event, NodeSchedulableTracker};
-use nodelet_kubelet::sources::api::events::COMPONENT;
+use nodelet_kubelet::sources::api::events::EventCorrelator;
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
@@ -154,6 +156,7 @@ async fn heartbeat(client: LocalClient, node: String) {
     let mut last_status = tokio::time::Instant::now();
     let mut registered = false;
     let mut schedulable = NodeSchedulableTracker::default();
+    let mut events = EventCorrelator::default();
     let mut ticker = tokio::time::interval(LEASE_RENEW);
     loop {
         ticker.tick().await;
@@ -176,7 +179,7 @@ async fn heartbeat(client: LocalClient, node: String) {
             eprintln!("nodelet: renewing the lease of node {node}: {err}");
         }
         if registered {
-            record_schedulable_change(&client, &node, &mut schedulable).await;
+            record_schedulable_change(&client, &node, &mut schedulable, &mut events).await;
         }
     }
 }
@@ -187,6 +190,7 @@ async fn record_schedulable_change(
     client: &LocalClient,
     node: &str,
     tracker: &mut NodeSchedulableTracker,
+    events: &mut EventCorrelator,
 ) {
     let unschedulable = match client.get(&format!("/api/v1/nodes/{node}")).await {
         Ok(object) => object["spec"]["unschedulable"].as_bool().unwrap_or(false),
@@ -196,41 +200,57 @@ async fn record_schedulable_change(
         }
     };
     if let Some(event) = tracker.observe(node, unschedulable) {
-        record_node_event(client, node, &event).await;
+        record_node_event(client, node, events, &event).await;
     }
 }
 
 /// A kubelet event on the Node, as upstream's node reference names it (uid = its name),
-/// in namespace `default`.
-async fn record_node_event(client: &LocalClient, node: &str, event: &Event) {
-    let at = now();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": format!("{node}.{nanos:x}"), "namespace": "default"},
-        "involvedObject": {"kind": "Node", "name": node, "uid": node},
-        "reason": event.reason,
-        "message": event.message,
-        "type": event.kind.as_str(),
-        "source": {"component": COMPONENT, "host": node},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": node,
-        "firstTimestamp": at,
-        "lastTimestamp": at,
-        "count": 1,
-    });
-    if let Err(err) = client
-        .create("/api/v1/namespaces/default/events", &body)
-        .await
-    {
-        eprintln!(
+/// in namespace `default`; a repeat of one already written counts on it (`count`,
+/// `lastTimestamp`), as the pods' events do.
+async fn record_node_event(
+    client: &LocalClient,
+    node: &str,
+    events: &mut EventCorrelator,
+    event: &Event,
+) {
+    let involved = ObjectReference {
+        kind: Some("Node".into()),
+        name: Some(node.into()),
+        uid: Some(node.into()),
+        ..ObjectReference::default()
+    };
+    let correlated = events.correlate(involved, event, node, Timestamp::now());
+    let path = format!("/api/v1/namespaces/{}/events", correlated.namespace());
+    if let Some((name, patch)) = correlated.repeat() {
+        match client.merge_patch(&format!("{path}/{name}"), &patch).await {
+            Ok(_) => {
+                events.repeated(&correlated);
+                return;
+            }
+            // Gone (expired or deleted): written anew below.
+            Err(err) if err.reason() == "NotFound" => events.forget(&correlated),
+            Err(err) => {
+                eprintln!("nodelet: updating event {name} on node {node}: {err}");
+                return;
+            }
+        }
+    }
+    let created = match serde_json::to_value(correlated.event()) {
+        Ok(body) => client.create(&path, &body).await,
+        Err(err) => {
+            eprintln!("nodelet: encoding event {}: {err}", event.reason);
+            return;
+        }
+    };
+    match created {
+        Ok(object) => {
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            events.created(&correlated, name.to_owned());
+        }
+        Err(err) => eprintln!(
             "nodelet: posting event {} on node {node}: {err}",
             event.reason
-        );
+        ),
     }
 }
 

@@ -245,4 +245,28 @@ fn cordon_and_uncordon_are_recorded_as_node_events() {
         described.contains(&format!("Node {node} status is now: NodeNotSchedulable")),
         "{described}"
     );
+    // A second round counts on the same Events (upstream's EventCorrelator).
+    k.ok(&["cordon", &node]);
+    let counts = &[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Node",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}={.count}{\"\\n\"}{end}",
+    ];
+    k.wait_for(60, counts, |out| {
+        out.lines().any(|l| l == "NodeNotSchedulable=2")
+    });
+    k.ok(&["uncordon", &node]);
+    let out = k.wait_for(60, counts, |out| {
+        out.lines().any(|l| l == "NodeSchedulable=2")
+    });
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["NodeNotSchedulable=2", "NodeSchedulable=2"],
+        "{out}"
+    );
 }

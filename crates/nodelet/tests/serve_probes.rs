@@ -193,3 +193,85 @@ spec:
     server.wait_for(30, ready, |out| out == "Running 0 false");
     server.kubectl(&["delete", "pod", "adopted"]);
 }
+
+/// A failed liveness probe's kill (PreStop that would take 10 min, grace 15 min) runs beside
+/// the pod's worker: meanwhile the other container's readiness still reaches the status, and
+/// `kubectl delete --grace-period=1` joins the stop in progress (PreStop is not run a second
+/// time) and the pod is gone within the wait loop, not after the PreStop.
+#[test]
+fn a_liveness_kill_in_progress_does_not_hold_up_the_pod() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.plain, "tiny");
+    let shared = server.dir().join("probe-kill");
+    std::fs::create_dir_all(&shared).unwrap();
+    let file = server.write(
+        "slow-kill.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: slow-kill
+spec:
+  terminationGracePeriodSeconds: 900
+  volumes:
+  - name: shared
+    hostPath: {{path: {shared}, type: Directory}}
+  containers:
+  - name: sick
+    image: {image}
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 1000"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 1
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo ran >> /shared/pre-stop; sleep 600"]
+  - name: other
+    image: {image}
+    command: ["sh", "-c", "while [ ! -f /shared/pre-stop ]; do sleep 1; done; touch /tmp/ready; exec sleep 1000"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    readinessProbe:
+      exec:
+        command: ["test", "-f", "/tmp/ready"]
+      periodSeconds: 1
+"#,
+            shared = shared.display()
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(60, &["describe", "pod", "slow-kill"], |out| {
+        out.contains("Container sick failed liveness probe, will be restarted")
+    });
+    // `other` becomes ready only once sick's PreStop runs, so while it does.
+    let statuses = &[
+        "get",
+        "pod",
+        "slow-kill",
+        "-o",
+        "jsonpath={.status.containerStatuses[?(@.name==\"other\")].ready} {.status.containerStatuses[?(@.name==\"sick\")].restartCount} {.status.containerStatuses[?(@.name==\"sick\")].state.running.startedAt}",
+    ];
+    let out = server.wait_for(60, statuses, |out| out.starts_with("true "));
+    let fields: Vec<&str> = out.split(' ').collect();
+    assert_eq!(fields[1], "0", "sick is still being stopped: {out}");
+    assert!(!fields[2].is_empty(), "sick is still running: {out}");
+
+    server.kubectl(&[
+        "delete",
+        "pod",
+        "slow-kill",
+        "--grace-period=1",
+        "--wait=false",
+    ]);
+    server.wait_for(60, &["get", "pods", "-o", "name"], |out| {
+        out.trim().is_empty()
+    });
+    let runs = std::fs::read_to_string(shared.join("pre-stop")).unwrap();
+    assert_eq!(runs, "ran\n", "PreStop ran once");
+}

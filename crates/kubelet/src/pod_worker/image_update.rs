@@ -143,6 +143,10 @@ impl PodWorker {
         let Some(running) = slot.running.as_ref().filter(|_| slot.definition_changed) else {
             return false;
         };
+        if running.stop_in_progress.is_some() {
+            // A probe's kill is stopping it: started again once collected.
+            return false;
+        }
         let pod_ips = self.pod_ips();
         super::stop_with_pre_stop(
             &self.pod,

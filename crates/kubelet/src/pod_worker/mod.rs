@@ -35,6 +35,7 @@
 //! is the node's IP (as for a host-network pod), and they do not share IPC or pid
 //! namespaces.
 
+mod background_stop;
 mod container_io;
 mod grace;
 mod host_ports;
@@ -296,6 +297,8 @@ struct Running {
     termination_message_file: Option<PathBuf>,
     /// Its probes, once it has started (after PostStart); stopped with it.
     prober: Option<Prober>,
+    /// A stop running beside the worker (a failed probe's kill), joined before deletion.
+    stop_in_progress: Option<background_stop::StopInProgress>,
 }
 
 /// What the worker keeps of a container it watches, besides the container itself.
@@ -866,6 +869,7 @@ impl PodWorker {
             log_path: info.log_path,
             termination_message_file: info.termination_message_file,
             prober: None,
+            stop_in_progress: None,
         }
     }
 
@@ -1473,11 +1477,18 @@ impl PodWorker {
                     continue;
                 };
                 let pod_ips = &pod_ips;
+                let target = StopTarget::of(slot, running);
+                if running.stop_in_progress.is_some() {
+                    // Already being stopped (PreStop and all): it only has to end in time.
+                    scope.spawn(move || {
+                        background_stop::join_for_termination(pod, target, grace, shared_deadline)
+                    });
+                    continue;
+                }
                 scope.spawn(move || {
                     stop_with_pre_stop_until(
                         pod,
-                        slot,
-                        running,
+                        target,
                         (KillReason::Stop, Some(grace)),
                         pod_ips,
                         &**reporter,
@@ -1645,23 +1656,43 @@ fn remove_leftover(dir: &on_disk::ContainerDir, reporter: &dyn PodReporter) {
 
 /// The stop signal, up to `timeout_seconds` for the end, then SIGKILL.
 fn stop_running(running: &Running, timeout_seconds: i64) {
-    stop_running_until(running, grace::WaitLimit::stop(timeout_seconds, None));
+    let limit = grace::WaitLimit::stop(timeout_seconds, None);
+    stop_running_until(&running.container, &running.exit, limit);
+}
+
+/// What a stop needs of a container: borrowed from the worker's slot, or owned by the
+/// thread of a stop that runs beside the worker ([`background_stop`]).
+#[derive(Debug, Clone, Copy)]
+struct StopTarget<'a> {
+    spec: &'a Container,
+    list: ContainerList,
+    container: &'a RuntimeContainer,
+    exit: &'a ExitSlot,
+}
+
+impl<'a> StopTarget<'a> {
+    fn of(slot: &'a Slot, running: &'a Running) -> Self {
+        StopTarget {
+            spec: &slot.spec,
+            list: slot.list,
+            container: &running.container,
+            exit: &running.exit,
+        }
+    }
 }
 
 /// The stop signal, then SIGKILL once `limit` passes.
-fn stop_running_until(running: &Running, limit: grace::WaitLimit<'_>) {
-    if running.exit.get().is_some() {
+fn stop_running_until(container: &RuntimeContainer, exit: &ExitSlot, limit: grace::WaitLimit<'_>) {
+    if exit.get().is_some() {
         return;
     }
-    let signal = running.container.metadata().stop_signal;
-    let _ = running.container.signal(signal, false);
-    if limit.wait(|slice| running.exit.wait(slice)).is_some() {
+    let signal = container.metadata().stop_signal;
+    let _ = container.signal(signal, false);
+    if limit.wait(|slice| exit.wait(slice)).is_some() {
         return;
     }
-    let _ = running
-        .container
-        .signal(Signal::KILL, running.container.metadata().kill_all);
-    running.exit.wait(KILL_WAIT);
+    let _ = container.signal(Signal::KILL, container.metadata().kill_all);
+    exit.wait(KILL_WAIT);
 }
 
 /// `killContainer`: `Killing`, PreStop within the grace period, then the stop. `kill`: why,
@@ -1674,33 +1705,36 @@ fn stop_with_pre_stop(
     pod_ips: &[String],
     reporter: &dyn PodReporter,
 ) {
-    stop_with_pre_stop_until(pod, slot, running, kill, pod_ips, reporter, None);
+    let target = StopTarget::of(slot, running);
+    stop_with_pre_stop_until(pod, target, kill, pod_ips, reporter, None);
 }
 
 /// [`stop_with_pre_stop`] whose waits also end by the pod's termination deadline once a
 /// later deletion shortened it.
 fn stop_with_pre_stop_until(
     pod: &Pod,
-    slot: &Slot,
-    running: &Running,
+    running: StopTarget<'_>,
     kill: (KillReason, Option<i64>),
     pod_ips: &[String],
     reporter: &dyn PodReporter,
     shared_deadline: Option<&grace::TerminationGrace>,
 ) {
     let (why, grace_override) = kill;
-    let path = events::field_path(slot.list, &slot.spec.name);
+    let path = events::field_path(running.list, &running.spec.name);
     if running.exit.get().is_some() {
         return;
     }
     // A changed definition restarts whatever the policy (upstream's computePodActions).
     let restart =
         why == KillReason::DefinitionChanged || RestartPolicy::of(pod) != RestartPolicy::Never;
-    reporter.event(Some(&path), &events::killing(&slot.spec.name, why, restart));
-    let plan = StopPlan::new(pod, &slot.spec, why, grace_override);
+    reporter.event(
+        Some(&path),
+        &events::killing(&running.spec.name, why, restart),
+    );
+    let plan = StopPlan::new(pod, running.spec, why, grace_override);
     let grace = plan.grace;
     let mut pre_stop_elapsed = None;
-    let pre_stop = slot
+    let pre_stop = running
         .spec
         .lifecycle
         .as_ref()
@@ -1712,9 +1746,9 @@ fn stop_with_pre_stop_until(
             scope.spawn(|| {
                 let target = HookTarget {
                     pod,
-                    spec: &slot.spec,
-                    container: &running.container,
-                    exit: &running.exit,
+                    spec: running.spec,
+                    container: running.container,
+                    exit: running.exit,
                     pod_ips,
                 };
                 let _ = tx.send(lifecycle::run_handler(handler, target, deadline, true));
@@ -1733,19 +1767,21 @@ fn stop_with_pre_stop_until(
                 }
                 None => reporter.log(&format!(
                     "PreStop hook of container {} not completed in grace period ({grace}s)",
-                    slot.spec.name
+                    running.spec.name
                 )),
             }
             pre_stop_elapsed = Some(started.elapsed());
             // Leave the scope without waiting for a hook that overran: stop the container,
             // which ends an exec in it too.
             let timeout = plan.stop_timeout(pre_stop_elapsed, None);
-            stop_running_until(running, grace::WaitLimit::stop(timeout, shared_deadline));
+            let limit = grace::WaitLimit::stop(timeout, shared_deadline);
+            stop_running_until(running.container, running.exit, limit);
         });
         return;
     }
     let timeout = plan.stop_timeout(pre_stop_elapsed, None);
-    stop_running_until(running, grace::WaitLimit::stop(timeout, shared_deadline));
+    let limit = grace::WaitLimit::stop(timeout, shared_deadline);
+    stop_running_until(running.container, running.exit, limit);
 }
 
 /// Deletes an ended container from the runtime, its bundle (rootfs unmounted) and waits for
@@ -1757,11 +1793,15 @@ fn remove_container(running: Running, reporter: &dyn PodReporter) {
         waiter,
         mut output,
         prober,
+        stop_in_progress,
         ..
     } = running;
-    // Its threads hold the container (exec probes): it is deleted once they are gone.
+    // Its threads hold the container (exec probes, a stop): it is deleted once they are gone.
     if let Some(prober) = prober {
         prober.stop();
+    }
+    if let Some(stop) = stop_in_progress {
+        stop.join();
     }
     let _ = waiter.join();
     match Arc::try_unwrap(container) {

@@ -2,14 +2,16 @@
 //! container, started once the container counts as running (after PostStart, or when adopted
 //! from disk), whose reports come back to the worker as [`Msg::Probe`]. Results feed the
 //! container's `ready` and `started`; a liveness or startup failure kills the container
-//! (`Killing`, PreStop, the stop within the probe's grace period) and the restart policy and
-//! back-off take it from there, as for any other exit.
+//! (`Killing`, PreStop, the stop within the probe's grace period, on a thread of its own:
+//! [`super::background_stop`]) and the restart policy and back-off take it from there, as for any
+//! other exit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodelet_api::k8s::jiff::Timestamp;
 
+use super::background_stop::{OwnedTarget, StopInProgress};
 use super::{Msg, PodWorker, ProbeEvent, ProbeTarget, Prober, Report, RuntimeExec};
 
 impl PodWorker {
@@ -63,24 +65,36 @@ impl PodWorker {
             return;
         };
         let pod_ips = self.pod_ips();
-        let slot = &self.slots[i];
-        let Some(running) = slot.running.as_ref() else {
+        let slot = &mut self.slots[i];
+        let Some(running) = slot.running.as_mut() else {
             return;
         };
+        if running.stop_in_progress.is_some() {
+            // Being stopped already: one stop, one PreStop run.
+            return;
+        }
         self.reporter.log(&format!(
             "container {} failed its {} probe: stopping it",
             slot.spec.name,
             crate::probes::kind_name(e.kind).to_lowercase()
         ));
         // The grace period is the probe's `terminationGracePeriodSeconds` when it has one.
-        super::stop_with_pre_stop(
-            &self.pod,
-            slot,
-            running,
-            (why, None),
-            &pod_ips,
-            &*self.reporter,
-        );
+        // PreStop and the stop run beside the worker, which meanwhile goes on taking in
+        // deletions, exits and reports (`background_stop`).
+        let target = OwnedTarget {
+            pod: self.pod.clone(),
+            spec: slot.spec.clone(),
+            list: slot.list,
+            container: Arc::clone(&running.container),
+            exit: Arc::clone(&running.exit),
+            pod_ips,
+        };
+        running.stop_in_progress = Some(StopInProgress::spawn(
+            target,
+            why,
+            Arc::clone(&self.reporter),
+            self.tx.clone(),
+        ));
     }
 }
 

@@ -1,6 +1,7 @@
 //! core/v1 Events from the kubelet, with upstream's de-duplication: an event equal to one
 //! already written (same object, field path, type, reason, message and source) becomes a
-//! PATCH of that Event's `count` and `lastTimestamp` instead of a new object.
+//! PATCH of that Event's `count` and `lastTimestamp` instead of a new object
+//! ([`EventCorrelator`]; `nodelet serve` writes the Node's events through it too).
 //!
 //! One task writes all events of the node in order; reporters only queue them.
 
@@ -44,7 +45,7 @@ struct Key {
     message: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Written {
     name: String,
     count: i32,
@@ -69,79 +70,148 @@ impl EventRecorder {
 }
 
 async fn write_events(client: kube::Client, host: String, mut rx: mpsc::UnboundedReceiver<Queued>) {
-    let mut written: HashMap<Key, Written> = HashMap::new();
+    let mut correlator = EventCorrelator::default();
     while let Some(queued) = rx.recv().await {
-        let namespace = queued
-            .involved
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let api: Api<ApiEvent> = Api::namespaced(client.clone(), &namespace);
-        let key = Key {
-            uid: queued.involved.uid.clone().unwrap_or_default(),
-            namespace: namespace.clone(),
-            name: queued.involved.name.clone().unwrap_or_default(),
-            field_path: queued.involved.field_path.clone().unwrap_or_default(),
-            kind: queued.event.kind.as_str(),
-            reason: queued.event.reason,
-            message: queued.event.message.clone(),
-        };
-        if let Some(seen) = written.get_mut(&key) {
-            let count = seen.count + 1;
-            let patch = serde_json::json!({
-                "count": count,
-                "lastTimestamp": Time(queued.at),
-            });
+        let correlated = correlator.correlate(queued.involved, &queued.event, &host, queued.at);
+        let api: Api<ApiEvent> = Api::namespaced(client.clone(), correlated.namespace());
+        if let Some((name, patch)) = correlated.repeat() {
             match api
-                .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
-                    seen.count = count;
+                    correlator.repeated(&correlated);
                     continue;
                 }
                 // Gone (expired or deleted): write it anew below.
                 Err(kube::Error::Api(status)) if status.code == 404 => {
-                    written.remove(&key);
+                    correlator.forget(&correlated);
                 }
                 Err(err) => {
-                    eprintln!("nodelet: updating event {}: {err}", seen.name);
+                    eprintln!("nodelet: updating event {name}: {err}");
                     continue;
                 }
             }
         }
-        let object_name = key.name.clone();
-        let event = ApiEvent {
-            metadata: ObjectMeta {
-                name: Some(event_name(&object_name, queued.at)),
-                namespace: Some(namespace),
-                ..ObjectMeta::default()
-            },
-            involved_object: queued.involved,
-            reason: Some(queued.event.reason.to_owned()),
-            message: Some(queued.event.message.clone()),
-            type_: Some(queued.event.kind.as_str().to_owned()),
-            source: Some(EventSource {
-                component: Some(COMPONENT.into()),
-                host: Some(host.clone()),
-            }),
-            reporting_component: Some(COMPONENT.into()),
-            reporting_instance: Some(host.clone()),
-            first_timestamp: Some(Time(queued.at)),
-            last_timestamp: Some(Time(queued.at)),
-            count: Some(1),
-            ..ApiEvent::default()
-        };
-        match api.create(&PostParams::default(), &event).await {
+        match api.create(&PostParams::default(), correlated.event()).await {
             Ok(created) => {
-                if written.len() >= MAX_REMEMBERED {
-                    written.clear();
-                }
                 let name = created.metadata.name.unwrap_or_default();
-                written.insert(key, Written { name, count: 1 });
+                correlator.created(&correlated, name);
             }
             Err(err) => eprintln!("nodelet: posting event {}: {err}", queued.event.reason),
         }
+    }
+}
+
+/// Upstream's `EventCorrelator` (its de-duplication; no aggregation of similar messages):
+/// it remembers the Events written, so an event equal to one of them (same object, field
+/// path, type, reason and message) is written as a PATCH of that Event's `count` and
+/// `lastTimestamp`. The writer talks to the API server; this only decides.
+#[derive(Debug, Default)]
+pub struct EventCorrelator {
+    written: HashMap<Key, Written>,
+}
+
+/// An event as the correlator sees it: the new Event object, and the Event it repeats if any.
+#[derive(Debug)]
+pub struct Correlated {
+    key: Key,
+    event: ApiEvent,
+    repeats: Option<Written>,
+}
+
+impl Correlated {
+    /// The namespace the Event goes to (its object's; `default` for cluster-scoped ones).
+    pub fn namespace(&self) -> &str {
+        &self.key.namespace
+    }
+
+    /// The Event to create when it repeats none (or the one it repeats is gone).
+    pub fn event(&self) -> &ApiEvent {
+        &self.event
+    }
+
+    /// The Event it repeats and the merge patch that counts it.
+    pub fn repeat(&self) -> Option<(&str, serde_json::Value)> {
+        let seen = self.repeats.as_ref()?;
+        let patch = serde_json::json!({
+            "count": seen.count + 1,
+            "lastTimestamp": self.event.last_timestamp,
+        });
+        Some((&seen.name, patch))
+    }
+}
+
+impl EventCorrelator {
+    /// `event` about `involved`, from the kubelet on `host`, at `at`.
+    pub fn correlate(
+        &self,
+        involved: ObjectReference,
+        event: &Event,
+        host: &str,
+        at: Timestamp,
+    ) -> Correlated {
+        let namespace = involved
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let key = Key {
+            uid: involved.uid.clone().unwrap_or_default(),
+            namespace: namespace.clone(),
+            name: involved.name.clone().unwrap_or_default(),
+            field_path: involved.field_path.clone().unwrap_or_default(),
+            kind: event.kind.as_str(),
+            reason: event.reason,
+            message: event.message.clone(),
+        };
+        let repeats = self.written.get(&key).cloned();
+        let event = ApiEvent {
+            metadata: ObjectMeta {
+                name: Some(event_name(&key.name, at)),
+                namespace: Some(namespace),
+                ..ObjectMeta::default()
+            },
+            involved_object: involved,
+            reason: Some(event.reason.to_owned()),
+            message: Some(event.message.clone()),
+            type_: Some(event.kind.as_str().to_owned()),
+            source: Some(EventSource {
+                component: Some(COMPONENT.into()),
+                host: Some(host.to_owned()),
+            }),
+            reporting_component: Some(COMPONENT.into()),
+            reporting_instance: Some(host.to_owned()),
+            first_timestamp: Some(Time(at)),
+            last_timestamp: Some(Time(at)),
+            count: Some(1),
+            ..ApiEvent::default()
+        };
+        Correlated {
+            key,
+            event,
+            repeats,
+        }
+    }
+
+    /// Its [`Correlated::event`] was created under `name`.
+    pub fn created(&mut self, correlated: &Correlated, name: String) {
+        if self.written.len() >= MAX_REMEMBERED {
+            self.written.clear();
+        }
+        self.written
+            .insert(correlated.key.clone(), Written { name, count: 1 });
+    }
+
+    /// Its [`Correlated::repeat`] patch was applied.
+    pub fn repeated(&mut self, correlated: &Correlated) {
+        if let Some(seen) = self.written.get_mut(&correlated.key) {
+            seen.count += 1;
+        }
+    }
+
+    /// The Event it repeats is gone: the next one like it is created anew.
+    pub fn forget(&mut self, correlated: &Correlated) {
+        self.written.remove(&correlated.key);
     }
 }
 
@@ -151,4 +221,52 @@ fn event_name(object: &str, at: Timestamp) -> String {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = u64::try_from(at.as_nanosecond()).unwrap_or(0);
     format!("{object}.{:x}", nanos.wrapping_add(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(name.into()),
+            uid: Some(name.into()),
+            ..ObjectReference::default()
+        }
+    }
+
+    #[test]
+    fn a_repeat_counts_on_the_event_written_and_another_message_does_not() {
+        let mut correlator = EventCorrelator::default();
+        let cordoned = crate::events::node_status("n1", "NodeNotSchedulable");
+        let first = correlator.correlate(node("n1"), &cordoned, "n1", Timestamp::now());
+        assert!(first.repeat().is_none());
+        assert_eq!(first.namespace(), "default");
+        assert_eq!(first.event().count, Some(1));
+        correlator.created(&first, "n1.abc".into());
+
+        let uncordoned = crate::events::node_status("n1", "NodeSchedulable");
+        let other = correlator.correlate(node("n1"), &uncordoned, "n1", Timestamp::now());
+        assert!(other.repeat().is_none(), "another reason and message");
+        let elsewhere = correlator.correlate(node("n2"), &cordoned, "n2", Timestamp::now());
+        assert!(elsewhere.repeat().is_none(), "another object");
+
+        let at = Timestamp::now();
+        let again = correlator.correlate(node("n1"), &cordoned, "n1", at);
+        let (name, patch) = again.repeat().expect("a repeat");
+        assert_eq!(name, "n1.abc");
+        assert_eq!(patch["count"], 2);
+        assert_eq!(
+            patch["lastTimestamp"],
+            serde_json::to_value(Time(at)).unwrap()
+        );
+        correlator.repeated(&again);
+        let third = correlator.correlate(node("n1"), &cordoned, "n1", Timestamp::now());
+        assert_eq!(third.repeat().unwrap().1["count"], 3);
+
+        correlator.forget(&third);
+        let anew = correlator.correlate(node("n1"), &cordoned, "n1", Timestamp::now());
+        assert!(anew.repeat().is_none(), "its Event was gone");
+    }
 }
