@@ -243,3 +243,69 @@ spec:
         "Running"
     );
 }
+
+/// The same with the pod's ServiceAccount: it had no pull Secrets when the pod was made, and
+/// `kubectl patch serviceaccount` gives it one; the kubelet reads the account's Secrets when
+/// the pod lists none, so the next try pulls.
+#[test]
+fn a_pull_secret_added_to_the_service_account_later_is_used_on_the_next_try() {
+    let bed = Bed::shared().unwrap();
+    let server = Server::start(Some(&bed));
+    let image = BedInfo::reference(&bed.basic, "private");
+    server.kubectl(&["create", "serviceaccount", "puller"]);
+    let file = server.write(
+        "by-account.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: by-account
+spec:
+  terminationGracePeriodSeconds: 1
+  serviceAccountName: puller
+  containers:
+  - name: main
+    image: {image}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+        ),
+    );
+    server.kubectl(&["create", "-f", &file]);
+    server.wait_for(
+        WITHIN_SECS,
+        &[
+            "get",
+            "pod",
+            "by-account",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+        ],
+        |out| out == "ErrImagePull" || out == "ImagePullBackOff",
+    );
+
+    let server_flag = format!("--docker-server={}", bed.basic.host);
+    let user_flag = format!("--docker-username={}", bed.puller.username);
+    let password_flag = format!("--docker-password={}", bed.puller.password);
+    server.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "account-cred",
+        &server_flag,
+        &user_flag,
+        &password_flag,
+    ]);
+    server.kubectl(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets":[{"name":"account-cred"}]}"#,
+    ]);
+    server.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/by-account",
+        "--timeout=120s",
+    ]);
+}
