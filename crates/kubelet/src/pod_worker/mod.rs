@@ -42,6 +42,7 @@ mod host_ports;
 mod image_update;
 mod images;
 mod lifecycle;
+mod live_objects;
 mod on_disk;
 mod probing;
 mod refresh;
@@ -75,6 +76,7 @@ use container_io::FollowFrom;
 pub use container_io::Stream;
 pub use image_update::ContainerImages;
 pub use lifecycle::ExitSlot;
+pub use live_objects::LiveObjects;
 pub use refresh::{PodRefresh, ReferencedObjects, RefreshHandle};
 
 use crate::backoff::{self, CrashLoopBackOff, LastSeen, RestartDecision, RestartPolicy};
@@ -350,6 +352,8 @@ impl StartFailure {
 pub struct PodWorker {
     pod: Pod,
     objects: PodObjects,
+    /// Under an API server: where `objects` is read again before each pull and creation.
+    live_objects: Option<Arc<dyn LiveObjects>>,
     services: NodeServices,
     node: NodeContext,
     reporter: Arc<dyn PodReporter>,
@@ -410,6 +414,7 @@ impl PodWorker {
         PodWorker {
             pod,
             objects,
+            live_objects: None,
             services,
             node,
             reporter,
@@ -1064,6 +1069,7 @@ impl PodWorker {
             StartFailure::new(crate::status::waiting_reason::CONTAINER_CREATING, message)
         };
 
+        self.take_live_objects();
         if self.keyring.is_none() {
             let keyring = images::pod_keyring(&self.pod, &self.objects, &|e| self.emit(None, e))
                 .map_err(|f| StartFailure::new(f.reason, f.message))?;

@@ -133,7 +133,7 @@ impl ApiSource {
             // Until the first list is complete the store would say every pod is gone.
             if listed {
                 let pods: Vec<Arc<Pod>> = store.state();
-                self.sync(&pods, &mut workers, &recorder).await;
+                self.sync(&pods, &mut workers, &recorder, &cache).await;
                 if refresh_due {
                     refresh_volume_sources(&pods, &mut workers, &cache);
                 }
@@ -148,6 +148,7 @@ impl ApiSource {
         pods: &[Arc<Pod>],
         workers: &mut HashMap<String, Entry>,
         recorder: &EventRecorder,
+        cache: &ObjectCache,
     ) {
         let mut seen = Vec::new();
         for pod in pods {
@@ -163,7 +164,7 @@ impl ApiSource {
                     if deleting && left_on_disk {
                         // Deleted while nodelet was down: a worker adopts what still runs,
                         // and the next round terminates it as for any deletion.
-                        let entry = self.start_worker(pod, recorder).await;
+                        let entry = self.start_worker(pod, recorder, cache).await;
                         workers.insert(uid, entry);
                     } else if deleting {
                         // Never started here (or finished before): nothing to stop; a
@@ -174,7 +175,7 @@ impl ApiSource {
                     } else if matches!(phase, Some("Succeeded" | "Failed")) {
                         workers.insert(uid, Entry::finished());
                     } else {
-                        let entry = self.start_worker(pod, recorder).await;
+                        let entry = self.start_worker(pod, recorder, cache).await;
                         workers.insert(uid, entry);
                     }
                 }
@@ -227,7 +228,12 @@ impl ApiSource {
         });
     }
 
-    async fn start_worker(&self, pod: &Pod, recorder: &EventRecorder) -> Entry {
+    async fn start_worker(
+        &self,
+        pod: &Pod,
+        recorder: &EventRecorder,
+        cache: &ObjectCache,
+    ) -> Entry {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let objects = objects::fetch(&self.client, &namespace).await;
         let (status_tx, status_rx) = watch::channel(None);
@@ -252,7 +258,8 @@ impl ApiSource {
                 keep_logs_when_finished: true,
                 ..WorkerOptions::default()
             },
-        );
+        )
+        .with_live_objects(Arc::new(cache.clone()));
         let stop = worker.stop_handle();
         let refresh = worker.refresh_handle();
         let done = Arc::new(AtomicBool::new(false));

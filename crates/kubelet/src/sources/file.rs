@@ -35,8 +35,8 @@ pub enum ManifestError {
     Invalid(String),
 }
 
-/// Everything the file holds, by kind.
-#[derive(Debug, Clone, Default)]
+/// Everything the file holds, by kind (under an API server: what the pod's namespace holds).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodObjects {
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
