@@ -222,7 +222,7 @@ fn containers_without_probes_are_started_and_ready() {
 }
 
 #[test]
-fn handlerless_and_grpc_probes_error() {
+fn handlerless_probes_error() {
     let t = target(Container::default(), no_exec);
     assert!(matches!(
         run_once(&Probe::default(), &t, Duration::from_secs(1)),
