@@ -200,3 +200,45 @@ fn a_startup_probe_that_never_succeeds_kills_the_container() {
     );
     node.assert_clean();
 }
+
+#[test]
+fn a_grpc_liveness_probe_without_a_server_fails_with_upstreams_text_and_kills() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let port = free_port();
+    let yaml = pod(
+        "grpc-live",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
+    livenessProbe:
+      grpc:
+        port: {port}
+      periodSeconds: 1
+      failureThreshold: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Liveness probe failed: timeout: failed to connect service ")
+        .expect(&all);
+    assert!(
+        done.stderr
+            .contains(&format!(":{port}\" within 1s: context deadline exceeded")),
+        "{all}"
+    );
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    node.assert_clean();
+}
