@@ -6,16 +6,20 @@
 //! sent with hyper's HTTP/2 client, and the answer is the `grpc-status` trailer (or header, for
 //! a trailers-only answer) plus the `HealthCheckResponse` (`status`, field 1).
 //!
-//! Like grpc-go's blocking dial, a connection that cannot be made (refused, or one that fails
-//! before the server answers, as when the peer does not speak HTTP/2) is retried until the
-//! deadline; a deadline passing while connecting fails with `timeout: failed to connect service
-//! "<addr>" within <timeout>: context deadline exceeded`, one passing while waiting for the
-//! answer with `timeout: health rpc did not complete within <timeout>`.
+//! Like grpc-go's blocking dial, a connection counts as made once the server's HTTP/2 preface
+//! (a SETTINGS frame) arrives; one that cannot be made (refused, or a peer that does not speak
+//! HTTP/2) is retried until the deadline: `timeout: failed to connect service "<addr>" within
+//! <timeout>: context deadline exceeded`. A deadline passing after that is the call's:
+//! `timeout: health rpc did not complete within <timeout>`.
 //! Failed calls give upstream's texts: `error: this server does not implement the grpc health
 //! protocol (grpc.health.v1.Health): <message>`, `timeout: health rpc did not complete within
 //! <timeout>`, `error: health rpc probe failed: rpc error: code = <Code> desc = <message>`,
 //! and `service unhealthy (responded with "NOT_SERVING")`.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -320,14 +324,25 @@ async fn check(host: &str, port: u16, addr: &str, service: &str, timeout: Durati
         match tokio::time::timeout_at(deadline, connect(host, port)).await {
             Err(_elapsed) => return Call::ConnectTimeout,
             Ok(None) => {}
-            Ok(Some((sender, driver))) => {
-                let call = tokio::time::timeout_at(deadline, call(sender, addr, service, deadline));
+            Ok(Some(connection)) => {
+                let call = tokio::time::timeout_at(
+                    deadline,
+                    call(connection.sender, addr, service, deadline),
+                );
                 let call = call.await;
-                driver.abort();
+                connection.driver.abort();
+                let connected = connection.preface.load(Ordering::Relaxed);
                 match call {
-                    Err(_elapsed) => return Call::RpcTimeout,
-                    Ok(Some(call)) => return call,
-                    Ok(None) => {}
+                    Err(_elapsed) if connected => return Call::RpcTimeout,
+                    Err(_elapsed) => return Call::ConnectTimeout,
+                    Ok(Ok(call)) => return call,
+                    Ok(Err(e)) if connected => {
+                        return Call::Failed(RpcError {
+                            code: code::UNAVAILABLE,
+                            message: format!("error reading from server: {e}"),
+                        });
+                    }
+                    Ok(Err(_not_connected)) => {}
                 }
             }
         }
@@ -342,22 +357,43 @@ async fn check(host: &str, port: u16, addr: &str, service: &str, timeout: Durati
 
 type Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
-/// A TCP connection with the HTTP/2 preface sent, and the task driving it.
-async fn connect(host: &str, port: u16) -> Option<(Sender, tokio::task::JoinHandle<()>)> {
+/// An HTTP/2 connection: the request sender, the task driving it, and whether the server's
+/// preface (its first SETTINGS frame) arrived, which is when grpc-go counts it as made.
+struct Connection {
+    sender: Sender,
+    driver: tokio::task::JoinHandle<()>,
+    preface: Arc<AtomicBool>,
+}
+
+async fn connect(host: &str, port: u16) -> Option<Connection> {
     let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let preface = Arc::new(AtomicBool::new(false));
+    let watched = PrefaceWatch {
+        inner: tcp,
+        head: Vec::new(),
+        seen: preface.clone(),
+    };
     let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake::<_, Full<Bytes>>(TokioIo::new(tcp))
+        .handshake::<_, Full<Bytes>>(TokioIo::new(watched))
         .await
         .ok()?;
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
-    Some((sender, driver))
+    Some(Connection {
+        sender,
+        driver,
+        preface,
+    })
 }
 
-/// The call; `None` when the connection failed before the server answered with headers
-/// (grpc-go would still be connecting: try again).
-async fn call(mut sender: Sender, addr: &str, service: &str, deadline: Instant) -> Option<Call> {
+/// The call; `Err` when the connection failed before response headers came.
+async fn call(
+    mut sender: Sender,
+    addr: &str,
+    service: &str,
+    deadline: Instant,
+) -> Result<Call, hyper::Error> {
     let left = deadline.saturating_duration_since(Instant::now());
     let request = hyper::Request::post(format!("http://{addr}{CHECK_PATH}"))
         .header("content-type", "application/grpc")
@@ -368,14 +404,66 @@ async fn call(mut sender: Sender, addr: &str, service: &str, deadline: Instant) 
     let request = match request {
         Ok(r) => r,
         Err(e) => {
-            return Some(Call::Failed(RpcError {
+            return Ok(Call::Failed(RpcError {
                 code: code::INTERNAL,
                 message: e.to_string(),
             }));
         }
     };
-    let response = sender.send_request(request).await.ok()?;
-    Some(read_answer(response).await)
+    let response = sender.send_request(request).await?;
+    Ok(read_answer(response).await)
+}
+
+/// HTTP/2's frame header is 9 bytes; byte 3 is the frame type, 4 is SETTINGS.
+const FRAME_HEADER: usize = 9;
+const SETTINGS_FRAME: u8 = 4;
+
+/// A TCP stream that notes whether the first frame the server sent is a SETTINGS frame (the
+/// server's connection preface); a peer that is not an HTTP/2 server never sends one.
+#[derive(Debug)]
+struct PrefaceWatch {
+    inner: tokio::net::TcpStream,
+    head: Vec<u8>,
+    seen: Arc<AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for PrefaceWatch {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.head.len() < FRAME_HEADER {
+            let new = &buf.filled()[before..];
+            let want = (FRAME_HEADER - this.head.len()).min(new.len());
+            this.head.extend_from_slice(&new[..want]);
+            if this.head.len() == FRAME_HEADER && this.head[3] == SETTINGS_FRAME {
+                this.seen.store(true, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for PrefaceWatch {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 async fn read_answer(response: hyper::Response<hyper::body::Incoming>) -> Call {

@@ -388,8 +388,26 @@ fn an_http1_server_never_connects() {
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    match probe("127.0.0.1", port, "", Duration::from_secs(1)) {
-        Outcome::Failure(text) => assert!(text.starts_with("timeout: "), "{text}"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        probe("127.0.0.1", port, "", Duration::from_secs(1)),
+        Outcome::Failure(format!(
+            "timeout: failed to connect service \"127.0.0.1:{port}\" within 1s: \
+             context deadline exceeded"
+        ))
+    );
+}
+
+#[test]
+fn a_silent_peer_never_connects() {
+    // accepts, never answers: no server preface, so still connecting at the deadline
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    assert_eq!(
+        probe("127.0.0.1", port, "", Duration::from_secs(1)),
+        Outcome::Failure(format!(
+            "timeout: failed to connect service \"127.0.0.1:{port}\" within 1s: \
+             context deadline exceeded"
+        ))
+    );
+    drop(listener);
 }
