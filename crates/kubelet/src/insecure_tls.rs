@@ -1,6 +1,7 @@
 //! The TLS client of `https` `httpGet` probes (and of hooks, once they do HTTPS): the server's
-//! verified (upstream sets `InsecureSkipVerify`, as containers serve self-signed certificates),
-//! but the handshake signatures still are, so the peer holds the key of what it presented.
+//! certificate is not verified (upstream sets `InsecureSkipVerify`, as containers serve
+//! self-signed certificates), but the handshake signatures still are, so the peer holds the
+//! key of what it presented.
 //! SNI is sent for host names, not for IP addresses (as Go's client does).
 
 use std::sync::{Arc, OnceLock};
