@@ -46,6 +46,7 @@ pub mod termination_message;
 pub mod volumes;
 
 // The stateful parts (I/O, threads, the runtime): the pod worker and the pod sources.
+pub mod insecure_tls;
 pub mod pod_worker;
 pub mod probes;
 pub mod sources;

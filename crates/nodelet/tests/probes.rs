@@ -200,3 +200,251 @@ fn a_startup_probe_that_never_succeeds_kills_the_container() {
     );
     node.assert_clean();
 }
+
+#[test]
+fn a_grpc_liveness_probe_without_a_server_fails_with_upstreams_text_and_kills() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let port = free_port();
+    let yaml = pod(
+        "grpc-live",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
+    livenessProbe:
+      grpc:
+        port: {port}
+      periodSeconds: 1
+      failureThreshold: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Liveness probe failed: timeout: failed to connect service ")
+        .expect(&all);
+    assert!(
+        done.stderr
+            .contains(&format!(":{port}\" within 1s: context deadline exceeded")),
+        "{all}"
+    );
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    node.assert_clean();
+}
+
+/// An HTTPS server on the node (a self-signed certificate no client could verify), for a
+/// host-network pod: `/warn` redirects to another host, anything else answers 500.
+fn https_server() -> u16 {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = CertificateDer::from(certified.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let answer = if head.starts_with(b"GET /warn ") {
+                "HTTP/1.1 302 Found\r\nLocation: https://example.invalid/\r\nContent-Length: 9\r\n\r\nelsewhere"
+            } else {
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy"
+            };
+            let _ = tls.write_all(answer.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    port
+}
+
+#[test]
+fn https_probes_skip_verification_warn_on_foreign_redirects_and_fail_on_500() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let port = https_server();
+    let yaml = pod(
+        "https-probes",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
+    readinessProbe:
+      httpGet:
+        scheme: HTTPS
+        port: {port}
+        path: /warn
+      periodSeconds: 1
+    livenessProbe:
+      httpGet:
+        scheme: HTTPS
+        port: {port}
+        path: /healthz
+      initialDelaySeconds: 2
+      periodSeconds: 1
+      failureThreshold: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    assert!(
+        done.stderr.contains(
+            "Warning  ProbeWarning  Readiness probe warning: Probe terminated redirects, Response body: elsewhere"
+        ),
+        "{all}"
+    );
+    let unhealthy = done
+        .stderr
+        .find("Warning  Unhealthy  Liveness probe failed: HTTP probe failed with statuscode: 500")
+        .expect(&all);
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    node.assert_clean();
+}
+
+/// A gRPC health server on the node (plaintext HTTP/2): `SERVING` for the first `serving`
+/// checks, `NOT_SERVING` after; returns its port and the number of checks so far.
+fn grpc_health_server(serving: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let checks = Arc::new(AtomicUsize::new(0));
+    let counted = checks.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let counted = counted.clone();
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let counted = counted.clone();
+                        async move {
+                            assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                            let request = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let n = counted.fetch_add(1, Ordering::SeqCst);
+                            // HealthCheckRequest{service: "app"}, else SERVICE_UNKNOWN
+                            let status = match request {
+                                Ok(r) if r.as_ref() != b"\0\0\0\0\x05\x0a\x03app" => 3,
+                                _ if n < serving => 1,
+                                _ => 2,
+                            };
+                            let mut trailers = hyper::HeaderMap::new();
+                            trailers.insert("grpc-status", "0".parse().expect("value"));
+                            let frames = vec![
+                                Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![
+                                    0, 0, 0, 0, 2, 0x08, status,
+                                ]))),
+                                Ok(Frame::trailers(trailers)),
+                            ];
+                            let body = StreamBody::new(futures_util::stream::iter(frames));
+                            hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+                });
+            }
+        });
+    });
+    (port, checks)
+}
+
+#[test]
+fn a_grpc_liveness_probe_passes_while_serving_and_kills_on_not_serving() {
+    let bed = Bed::shared().unwrap();
+    let node = Node::new(&bed);
+    let (port, checks) = grpc_health_server(3);
+    let yaml = pod(
+        "grpc-health",
+        &format!(
+            r#"  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: main
+    image: {}
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
+    livenessProbe:
+      grpc:
+        port: {port}
+        service: app
+      periodSeconds: 1
+      failureThreshold: 1
+"#,
+            image(&bed, "tiny")
+        ),
+    );
+    let done = node.run(&yaml);
+    let all = done.all();
+    let unhealthy = r#"Warning  Unhealthy  Liveness probe failed: service unhealthy (responded with "NOT_SERVING")"#;
+    let unhealthy = done.stderr.find(unhealthy).expect(&all);
+    assert_eq!(done.stderr.matches("Unhealthy").count(), 1, "{all}");
+    let killing = done
+        .stderr
+        .find("Normal  Killing  Container main failed liveness probe\n")
+        .expect(&all);
+    assert!(unhealthy < killing, "{all}");
+    assert!(
+        checks.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "{all}"
+    );
+    node.assert_clean();
+}

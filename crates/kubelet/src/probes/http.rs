@@ -1,5 +1,6 @@
 //! `httpGet` probes (upstream `pkg/probe/http`) on a small HTTP/1.1 client over a std
-//! `TcpStream`, everything within one deadline (`timeoutSeconds`).
+//! `TcpStream`, everything within one deadline (`timeoutSeconds`). `scheme: HTTPS` speaks TLS
+//! without verifying the certificate ([`crate::insecure_tls`]), as upstream does.
 //!
 //! Status 200–399 passes. Redirects to the same host name are followed (at most 10); one to
 //! another host is not, and the probe passes with a warning (`Probe terminated redirects,
@@ -212,12 +213,11 @@ fn get(
 ) -> Result<Response, String> {
     const TIMEOUT: &str =
         "context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
-    if url.scheme != "http" {
-        return Err(format!(
-            "scheme {} is not supported by nodelet's probes yet",
-            go_quote(&url.scheme)
-        ));
-    }
+    let tls = match url.scheme.as_str() {
+        "http" => None,
+        "https" => Some(crate::insecure_tls::server_name(&url.host)?),
+        other => return Err(format!("unsupported protocol scheme {}", go_quote(other))),
+    };
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(TIMEOUT.into());
@@ -229,6 +229,14 @@ fn get(
             e
         }
     })?;
+    let stream = match tls {
+        None => Stream::Plain(stream),
+        Some(name) => {
+            let client = rustls::ClientConnection::new(crate::insecure_tls::client_config(), name)
+                .map_err(|e| tls_error_text(&e))?;
+            Stream::Tls(Box::new(rustls::StreamOwned::new(client, stream)))
+        }
+    };
     let mut conn = Conn {
         stream,
         deadline,
@@ -249,7 +257,7 @@ fn get(
         ) {
             TIMEOUT.to_owned()
         } else {
-            e.to_string()
+            io_error_text(&e)
         }
     };
     conn.write(request.as_bytes()).map_err(io_error)?;
@@ -303,7 +311,7 @@ fn get(
             "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
                 .to_owned()
         } else {
-            e.to_string()
+            io_error_text(&e)
         }
     };
     conn.buf = std::mem::take(&mut rest);
@@ -369,9 +377,71 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     body
 }
 
+/// An I/O error's text, TLS errors as Go's client words the common ones.
+fn io_error_text(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => tls_error_text(tls),
+        None => e.to_string(),
+    }
+}
+
+fn tls_error_text(e: &rustls::Error) -> String {
+    match e {
+        // A plain HTTP server answers the ClientHello with an HTTP response.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "http: server gave HTTP response to HTTPS client".to_owned()
+        }
+        rustls::Error::AlertReceived(alert) => format!("remote error: tls: {alert:?}"),
+        other => format!("tls: {other}"),
+    }
+}
+
+/// The connection under the HTTP exchange: plain, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// Timeouts go on the socket (a TLS read or write may do both, during the handshake).
+    fn set_timeouts(&self, left: Duration) -> io::Result<()> {
+        let tcp = match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => &tls.sock,
+        };
+        tcp.set_read_timeout(Some(left))?;
+        tcp.set_write_timeout(Some(left))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(tcp) => tcp.write_all(bytes),
+            Stream::Tls(tls) => {
+                tls.write_all(bytes)?;
+                tls.flush()
+            }
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = match self {
+            Stream::Plain(tcp) => tcp.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        };
+        match read {
+            // A server closing without close_notify ends the body, as it does for Go.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
+        }
+    }
+}
+
 /// A connection whose every read and write ends by the deadline.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     deadline: Instant,
     buf: Vec<u8>,
 }
@@ -386,12 +456,12 @@ impl Conn {
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.set_timeouts(self.left()?)?;
         self.stream.write_all(bytes)
     }
 
     fn fill(&mut self) -> io::Result<usize> {
-        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.set_timeouts(self.left()?)?;
         let mut chunk = [0u8; 8192];
         let n = self.stream.read(&mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);

@@ -2,11 +2,12 @@
 //!
 //! - [`state`]: the pure per-container, per-kind state machine (time is an argument): when the
 //!   next run is due, thresholds, startup gating, which events to record, when to kill.
-//! - [`http`], [`tcp`], [`exec`]: one probe run each, with the upstream outputs and error texts.
+//! - [`http`], [`tcp`], [`exec`], [`grpc`]: one probe run each, with the upstream outputs and
+//!   error texts (`httpGet` with `scheme: HTTPS` over unverified TLS).
 //! - [`prober`]: threads that drive the state machines for one running container and report
 //!   [`ProbeEvent`](prober::ProbeEvent)s to the pod worker through a callback.
 //!
-//! Upstream: `pkg/kubelet/prober` (worker, prober, results) and `pkg/probe/{http,tcp,exec}`.
+//! Upstream: `pkg/kubelet/prober` (worker, prober, results) and `pkg/probe/{http,tcp,exec,grpc}`.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub use crate::events::ProbeKind;
 use crate::events::{Event, reason};
 
 pub mod exec;
+pub mod grpc;
 pub mod http;
 pub mod prober;
 pub mod state;

@@ -11,7 +11,7 @@ use nodelet_api::k8s::api::core::v1::{Container, Probe};
 
 use super::exec::{ExecInContainer, run as run_exec};
 use super::state::{Poll, ProbeState, kill_reason};
-use super::{Outcome, ProbeKind, ProbeResult, ProbeSettings, http, tcp};
+use super::{Outcome, ProbeKind, ProbeResult, ProbeSettings, grpc, http, tcp};
 use crate::events::{Event, KillReason};
 
 /// A probe run that errored is retried this many times in all before its error counts.
@@ -293,8 +293,8 @@ pub fn run_once(probe: &Probe, target: &ProbeTarget, timeout: Duration) -> Outco
     if let Some(action) = &probe.tcp_socket {
         return tcp::run(action, &target.container, &target.pod_ips, timeout);
     }
-    if probe.grpc.is_some() {
-        return Outcome::Error("gRPC probes are not supported by nodelet yet".into());
+    if let Some(action) = &probe.grpc {
+        return grpc::run(action, &target.pod_ips, timeout);
     }
     Outcome::Error(format!(
         "missing probe handler for {}",

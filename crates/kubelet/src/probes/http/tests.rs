@@ -286,3 +286,131 @@ fn locations_resolve_against_the_request() {
     assert_eq!(show("http://[::1]:81").as_deref(), Some("http://[::1]:81/"));
     assert_eq!(show("ftp://h/"), None);
 }
+
+/// An HTTPS server with a fresh self-signed certificate for `localhost` (so never valid for
+/// the `127.0.0.1` the probe dials): serves every connection with `respond(request head)`.
+fn serve_tls(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> (u16, Requests) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = CertificateDer::from(certified.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let requests: Requests = Arc::default();
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { return };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            seen.lock().expect("lock").push(head.clone());
+            let _ = tls.write_all(&respond(&head));
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, requests)
+}
+
+fn https_action(port: u16, path: &str) -> HTTPGetAction {
+    HTTPGetAction {
+        scheme: Some("HTTPS".into()),
+        ..action(IntOrString::Int(i32::from(port)), path)
+    }
+}
+
+fn probe_action(action: &HTTPGetAction) -> Outcome {
+    run(
+        action,
+        &Container::default(),
+        &["127.0.0.1".into()],
+        Duration::from_secs(2),
+    )
+}
+
+#[test]
+fn https_skips_certificate_verification() {
+    let (port, requests) = serve_tls(|_| response("200 OK", "", "secure"));
+    assert_eq!(
+        probe_action(&https_action(port, "/healthz")),
+        Outcome::Success("secure".into())
+    );
+    let head = requests.lock().expect("lock")[0].clone();
+    assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
+
+    let (port, _) = serve_tls(|_| response("503 Service Unavailable", "", "down"));
+    assert_eq!(
+        probe_action(&https_action(port, "/")),
+        Outcome::Failure("HTTP probe failed with statuscode: 503".into())
+    );
+}
+
+#[test]
+fn redirects_may_change_scheme_on_the_same_host() {
+    let (tls_port, tls_requests) = serve_tls(|_| response("200 OK", "", "over tls"));
+    let location = format!("Location: https://127.0.0.1:{tls_port}/ok\r\n");
+    let (port, _) = serve(move |_| response("302 Found", &location, ""));
+    assert_eq!(probe_port(port, "/"), Outcome::Success("over tls".into()));
+    assert_eq!(path_of(&tls_requests.lock().expect("lock")[0]), "/ok");
+
+    // to another host over TLS: not followed, a warning
+    let (port, _) = serve(|_| {
+        response(
+            "301 Moved Permanently",
+            "Location: https://example.invalid/\r\n",
+            "moved",
+        )
+    });
+    assert_eq!(
+        probe_port(port, "/"),
+        Outcome::Warning("Probe terminated redirects, Response body: moved".into())
+    );
+}
+
+#[test]
+fn https_against_plain_http_and_unknown_schemes_fail() {
+    // A plain server answers a ClientHello (no blank line in it) with 400 at once.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut hello = [0u8; 1024];
+            let _ = stream.read(&mut hello);
+            let _ = stream.write_all(&response("400 Bad Request", "", ""));
+        }
+    });
+    assert_eq!(
+        probe_action(&https_action(port, "/")),
+        Outcome::Failure(format!(
+            "Get \"https://127.0.0.1:{port}/\": http: server gave HTTP response to HTTPS client"
+        ))
+    );
+    let ftp = HTTPGetAction {
+        scheme: Some("FTP".into()),
+        ..action(IntOrString::Int(21), "/")
+    };
+    assert_eq!(
+        probe_action(&ftp),
+        Outcome::Failure("Get \"ftp://127.0.0.1:21/\": unsupported protocol scheme \"ftp\"".into())
+    );
+}

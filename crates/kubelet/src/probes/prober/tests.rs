@@ -222,10 +222,32 @@ fn containers_without_probes_are_started_and_ready() {
 }
 
 #[test]
-fn handlerless_and_grpc_probes_error() {
+fn handlerless_probes_error() {
     let t = target(Container::default(), no_exec);
     assert!(matches!(
         run_once(&Probe::default(), &t, Duration::from_secs(1)),
         Outcome::Error(_)
     ));
+}
+
+#[test]
+fn grpc_probes_run_against_the_pod_ip() {
+    let t = target(Container::default(), no_exec);
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("addr")
+        .port();
+    let probe = Probe {
+        grpc: Some(nodelet_api::k8s::api::core::v1::GRPCAction {
+            port: i32::from(closed),
+            service: None,
+        }),
+        ..Probe::default()
+    };
+    assert_eq!(
+        run_once(&probe, &t, Duration::from_secs(1)),
+        Outcome::Failure(format!(
+            "timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s: context deadline exceeded"
+        ))
+    );
 }
