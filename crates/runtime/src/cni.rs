@@ -322,7 +322,7 @@ impl Network {
     pub fn add(&self, attachment: &Attachment<'_>) -> Result<CniResult, CniError> {
         let mut previous: Option<Value> = None;
         let mut last_plugin = String::new();
-        for plugin in &self.list.plugins {
+        for plugin in self.active_plugins(attachment) {
             last_plugin = plugin_type(plugin).to_string();
             let result = self.run(plugin, "ADD", attachment, previous.as_ref())?;
             previous = Some(result.ok_or_else(|| CniError::BadResult {
@@ -343,7 +343,7 @@ impl Network {
 
     /// CHECK: every plugin in order, against the result ADD returned.
     pub fn check(&self, attachment: &Attachment<'_>, added: &Value) -> Result<(), CniError> {
-        for plugin in &self.list.plugins {
+        for plugin in self.active_plugins(attachment) {
             self.run(plugin, "CHECK", attachment, Some(added))?;
         }
         Ok(())
@@ -353,7 +353,8 @@ impl Network {
     /// without a prior ADD, succeeds); `added` is ADD's result when known. Without one (ADD
     /// never finished), a plugin that is not installed is skipped: it set nothing up.
     pub fn del(&self, attachment: &Attachment<'_>, added: Option<&Value>) -> Result<(), CniError> {
-        for plugin in self.list.plugins.iter().rev() {
+        let plugins: Vec<_> = self.active_plugins(attachment).collect();
+        for plugin in plugins.into_iter().rev() {
             match self.run(plugin, "DEL", attachment, added) {
                 Ok(_) => {}
                 Err(CniError::PluginNotFound { .. }) if added.is_none() => {}
@@ -361,6 +362,19 @@ impl Network {
             }
         }
         Ok(())
+    }
+
+    /// The plugins that act for `attachment`: all but a `portmap` given no port mappings,
+    /// which the reference plugin documents as a pass-through (ADD prints `prevResult`, CHECK
+    /// and DEL return at once). Leaving it out spares a plugin run on each ADD and DEL of
+    /// the pods without `hostPort`s, the most.
+    fn active_plugins<'a>(
+        &'a self,
+        attachment: &'a Attachment<'_>,
+    ) -> impl Iterator<Item = &'a Map<String, Value>> + 'a {
+        self.list.plugins.iter().filter(move |plugin| {
+            !(plugin_type(plugin) == "portmap" && attachment.port_mappings.is_empty())
+        })
     }
 
     /// Runs one plugin; its parsed standard output (ADD's result, or nothing).
@@ -817,6 +831,53 @@ mod tests {
             plugins: vec![plugin],
         };
         Network::new(list, dir.to_path_buf(), timeout)
+    }
+
+    #[test]
+    fn portmap_runs_only_for_sandboxes_with_port_mappings() {
+        let tmp = tempfile::tempdir().unwrap();
+        script_plugin(
+            tmp.path(),
+            "addressing",
+            r#"cat >/dev/null; echo '{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.9/8"}]}'"#,
+        );
+        // Stands in for portmap: says so in a file, and passes the previous result on.
+        let ran = tmp.path().join("portmap-ran");
+        script_plugin(
+            tmp.path(),
+            "portmap",
+            &format!(
+                r#"echo "$CNI_COMMAND" >>{}; cat >/dev/null; echo '{{"cniVersion":"1.0.0","ips":[{{"address":"10.0.0.9/8"}}]}}'"#,
+                ran.display()
+            ),
+        );
+        let mut network = one_plugin(tmp.path(), "addressing", Duration::from_secs(20));
+        network.list.plugins.push(
+            json!({"type": "portmap", "capabilities": {"portMappings": true}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let mut attachment = Attachment {
+            container_id: "pod-1",
+            netns: Some(Path::new("/proc/self/ns/net")),
+            ifname: "eth0",
+            args: &[],
+            port_mappings: &[],
+        };
+        let added = network.add(&attachment).unwrap();
+        network.del(&attachment, Some(&added.raw)).unwrap();
+        assert!(!ran.exists(), "portmap ran without port mappings");
+        let ports = [PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+        }];
+        attachment.port_mappings = &ports;
+        let added = network.add(&attachment).unwrap();
+        network.del(&attachment, Some(&added.raw)).unwrap();
+        assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ADD\nDEL\n");
     }
 
     #[test]
