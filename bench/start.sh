@@ -3,7 +3,7 @@
 #
 # Container start with the image already local: a pod whose `tiny` image runs /bin/true, from
 # command to exit, side by side in one run: `nodelet run -f pod.yaml` (shim, CRI log, events,
-# clean-up) on runc and on crun, `ctr run --rm` (containerd + containerd-shim-runc-v2) without
+# clean-up) on its default crun and on runc, `ctr run --rm` (containerd + containerd-shim-runc-v2) without
 # and with CNI (`--cni`: the same bridge + host-local + portmap chain as nodelet's pod network)
 # and `podman run --rm` (conmon), those on runc. Also the RSS of one shim per running container:
 # nodelet's shim, containerd-shim-runc-v2 and conmon. Needs root; installs what is missing.
@@ -33,9 +33,10 @@ if [ ! -e /opt/cni/bin ]; then
   mkdir -p /opt/cni && ln -s /usr/lib/cni /opt/cni/bin
   BENCH_CLEANUP_HOOK="$BENCH_CLEANUP_HOOK; rm -f /opt/cni/bin"
 fi
-# nodelet with crun as its default handler (hidden cgroup2 mount on hybrid hosts: automatic).
-NODELET_CRUN="${NODELET/--config $T\/nodelet.toml/--config $T/nodelet-crun.toml}"
-{ printf 'default_runtime = "crun"\n[runtimes.crun]\n[runtimes.runc]\n'; cat "$T/nodelet.toml"; } >"$T/nodelet-crun.toml"
+# nodelet's built-in handler table defaults to crun when installed (as here); the runc rows
+# name runc, the runtime ctr and podman run on.
+NODELET_RUNC="${NODELET/--config $T\/nodelet.toml/--config $T/nodelet-runc.toml}"
+{ printf 'default_runtime = "runc"\n[runtimes.runc]\n[runtimes.crun]\n'; cat "$T/nodelet.toml"; } >"$T/nodelet-runc.toml"
 
 IMAGE=$REG/tiny:v1
 $NODELET images pull "$IMAGE" >/dev/null
@@ -68,8 +69,8 @@ YAML
 summary_header
 bench nodelet-run-true "$RUNS" "true" "$NODELET run -f $T/true.yaml"
 bench nodelet-run-true-host-network "$RUNS" "true" "$NODELET run -f $T/true-host.yaml"
-bench nodelet-crun-run-true "$RUNS" "true" "$NODELET_CRUN run -f $T/true.yaml"
-bench nodelet-crun-run-true-host-network "$RUNS" "true" "$NODELET_CRUN run -f $T/true-host.yaml"
+bench nodelet-runc-run-true "$RUNS" "true" "$NODELET_RUNC run -f $T/true.yaml"
+bench nodelet-runc-run-true-host-network "$RUNS" "true" "$NODELET_RUNC run -f $T/true-host.yaml"
 bench ctr-run-true "$RUNS" "true" "$CTR run --rm --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
 bench ctr-cni-run-true "$RUNS" "true" "$CTR run --rm --cni --runtime io.containerd.runc.v2 $IMAGE bench-true /bin/true"
 bench podman-run-true "$RUNS" "true" "$P run --rm --network none $PU --runtime runc $IMAGE /bin/true"

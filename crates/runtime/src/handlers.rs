@@ -13,8 +13,11 @@
 //! runtime_path = "/usr/sbin/runc"
 //! runtime_args = ["--debug"]        # extra global flags, before the subcommand
 //! ```
-//! With no `[runtimes.*]` table at all the table holds one handler, `runc`, found in PATH.
-//! `default_runtime` defaults to `runc` and must name a configured handler.
+//! With no `[runtimes.*]` table at all the table holds `runc` and `crun`, those found in PATH
+//! (`runc` alone when neither is), and the default is `crun` when it is there: its `create`
+//! is a C program's few milliseconds where runc's Go start-up and re-exec take tens (podman
+//! and CRI-O default to it too). With tables, `default_runtime` defaults to `runc`; either
+//! way it must name a configured handler.
 //!
 //! `hide_cgroup2`: crun refuses to run on a hybrid cgroup host (v1 hierarchies plus a cgroup2
 //! mount at `/sys/fs/cgroup/unified`) when controllers are enabled on the cgroup2 mount ("drop
@@ -35,6 +38,8 @@ use crate::oci_runtime::{OciRuntime, RuntimeError};
 
 /// The handler used when the configuration names none.
 pub const DEFAULT_HANDLER: &str = "runc";
+/// The built-in table's choice when it is installed ([module docs](self)).
+pub const PREFERRED_BUILTIN_HANDLER: &str = "crun";
 
 /// One `[runtimes.<name>]` table of the configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -129,9 +134,24 @@ impl HandlerTable {
         path: &[PathBuf],
     ) -> Result<HandlerTable, HandlerError> {
         let builtin;
+        let mut default = default_runtime.unwrap_or(DEFAULT_HANDLER);
         let runtimes = if runtimes.is_empty() {
-            builtin =
-                BTreeMap::from([(DEFAULT_HANDLER.to_string(), RuntimeHandlerConfig::default())]);
+            let installed: Vec<&str> = [DEFAULT_HANDLER, PREFERRED_BUILTIN_HANDLER]
+                .into_iter()
+                .filter(|name| find_in_path(Path::new(name), path).is_some())
+                .collect();
+            if default_runtime.is_none() && installed.contains(&PREFERRED_BUILTIN_HANDLER) {
+                default = PREFERRED_BUILTIN_HANDLER;
+            }
+            let names = if installed.is_empty() {
+                vec![DEFAULT_HANDLER]
+            } else {
+                installed
+            };
+            builtin = names
+                .into_iter()
+                .map(|name| (name.to_string(), RuntimeHandlerConfig::default()))
+                .collect();
             &builtin
         } else {
             runtimes
@@ -159,7 +179,7 @@ impl HandlerTable {
                 },
             );
         }
-        let default = default_runtime.unwrap_or(DEFAULT_HANDLER).to_string();
+        let default = default.to_string();
         if !handlers.contains_key(&default) {
             return Err(HandlerError::UnknownDefault {
                 name: default,
@@ -169,7 +189,7 @@ impl HandlerTable {
         Ok(HandlerTable { default, handlers })
     }
 
-    /// The built-in table: `runc` from `PATH`.
+    /// The built-in table: `runc` and `crun` from `PATH`, `crun` the default when there.
     pub fn builtin() -> Result<HandlerTable, HandlerError> {
         HandlerTable::from_config(None, &BTreeMap::new())
     }
@@ -298,12 +318,57 @@ mod tests {
     }
 
     #[test]
-    fn no_configuration_means_runc() {
+    fn no_configuration_means_runc_when_nothing_is_installed() {
         let table = table("", &CgroupLayout::Legacy).unwrap();
         assert_eq!(table.default_name(), "runc");
         assert_eq!(table.default_handler().binary, Path::new("runc"));
         assert_eq!(table.get("").unwrap().name, "runc");
         assert_eq!(table.handlers().count(), 1);
+    }
+
+    /// A `PATH` holding executables named `names`.
+    fn path_with(names: &[&str]) -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let file = dir.path().join(name);
+            std::fs::write(&file, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn no_configuration_prefers_an_installed_crun() {
+        let builtin = |names: &[&str], default: Option<&str>| {
+            let dir = path_with(names);
+            let path = [dir.path().to_path_buf()];
+            let table = HandlerTable::from_config_on(
+                default,
+                &BTreeMap::new(),
+                &CgroupLayout::Legacy,
+                &path,
+            );
+            table.map(|t| (t.default_name().to_string(), t.handlers().count()))
+        };
+        assert_eq!(
+            builtin(&["runc", "crun"], None).unwrap(),
+            ("crun".into(), 2)
+        );
+        assert_eq!(builtin(&["runc"], None).unwrap(), ("runc".into(), 1));
+        assert_eq!(builtin(&["crun"], None).unwrap(), ("crun".into(), 1));
+        assert_eq!(
+            builtin(&["runc", "crun"], Some("runc")).unwrap(),
+            ("runc".into(), 2)
+        );
+        assert!(builtin(&["crun"], Some("runc")).is_err());
+        // Configured tables keep runc as their default.
+        let dir = path_with(&["runc", "crun"]);
+        let (_, runtimes) = parse("[runtimes.runc]\n[runtimes.crun]\n");
+        let path = [dir.path().to_path_buf()];
+        let table =
+            HandlerTable::from_config_on(None, &runtimes, &CgroupLayout::Legacy, &path).unwrap();
+        assert_eq!(table.default_name(), "runc");
     }
 
     #[test]
