@@ -296,6 +296,17 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
             ),
             age_col(),
         ],
+        Kind::Endpoints => vec![
+            name_col(),
+            col(
+                "Endpoints",
+                "string",
+                "",
+                "Endpoints is the list of endpoints.",
+                0,
+            ),
+            age_col(),
+        ],
         Kind::ConfigMap => vec![
             name_col(),
             col(
@@ -372,6 +383,7 @@ pub fn cells(rt: &ResourceType, obj: &Value, now: jiff::Timestamp) -> Vec<Value>
                 + obj["binaryData"].as_object().map_or(0, |d| d.len());
             vec![name, json!(n.to_string()), age]
         }
+        Kind::Endpoints => vec![name, json!(endpoints_summary(obj)), age],
         Kind::Lease => vec![name, json!(s(obj, "spec.holderIdentity")), age],
         Kind::RuntimeClass => vec![name, json!(s(obj, "handler")), age],
     }
@@ -646,6 +658,54 @@ fn event_cells(ev: &Value, now: jiff::Timestamp) -> Vec<Value> {
     ]
 }
 
+/// kubectl's ENDPOINTS column: `ip:port` for each port of each subset, the first three, then
+/// ` + N more...`; `<none>` when empty.
+fn endpoints_summary(ep: &Value) -> String {
+    const SHOWN: usize = 3;
+    let mut shown = Vec::new();
+    let mut total = 0usize;
+    for subset in ep["subsets"].as_array().into_iter().flatten() {
+        let ips: Vec<&str> = subset["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["ip"].as_str())
+            .collect();
+        let ports: Vec<Option<i64>> = match subset["ports"].as_array() {
+            Some(ports) if !ports.is_empty() => ports.iter().map(|p| p["port"].as_i64()).collect(),
+            _ => vec![None],
+        };
+        for port in ports {
+            for ip in &ips {
+                if shown.len() < SHOWN {
+                    shown.push(match port {
+                        Some(port) => join_host_port(ip, port),
+                        None => (*ip).to_owned(),
+                    });
+                }
+                total += 1;
+            }
+        }
+    }
+    if shown.is_empty() {
+        return "<none>".into();
+    }
+    let mut out = shown.join(",");
+    if total > SHOWN {
+        out.push_str(&format!(" + {} more...", total - SHOWN));
+    }
+    out
+}
+
+/// `host:port`, IPv6 hosts bracketed.
+fn join_host_port(host: &str, port: i64) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 fn service_cells(svc: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let ty = match s(svc, "spec.type") {
         "" => "ClusterIP",
@@ -912,5 +972,19 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn endpoints_column_lists_three_then_counts() {
+        let one = json!({"subsets": [{"addresses": [{"ip": "192.0.2.7"}],
+            "ports": [{"name": "https", "port": 6443}]}]});
+        assert_eq!(endpoints_summary(&one), "192.0.2.7:6443");
+        let many = json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "fd00::2"}],
+            "ports": [{"port": 80}, {"port": 81}]}]});
+        assert_eq!(
+            endpoints_summary(&many),
+            "10.0.0.1:80,[fd00::2]:80,10.0.0.1:81 + 1 more..."
+        );
+        assert_eq!(endpoints_summary(&json!({})), "<none>");
     }
 }

@@ -22,6 +22,9 @@ pub enum Kind {
     Service,
     /// core/v1 ConfigMap.
     ConfigMap,
+    /// core/v1 Endpoints (only the `kubernetes` one is maintained; there is no endpoints
+    /// controller).
+    Endpoints,
     /// core/v1 Node.
     Node,
     /// core/v1 Event.
@@ -169,6 +172,19 @@ pub static RESOURCES: &[ResourceType] = &[
         categories: &[],
         subresources: &[],
         storage: "configmaps",
+    },
+    ResourceType {
+        id: Kind::Endpoints,
+        group: "",
+        version: "v1",
+        plural: "endpoints",
+        singular: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        categories: &[],
+        subresources: &[],
+        storage: "services/endpoints",
     },
     ResourceType {
         id: Kind::Event,
