@@ -1,8 +1,9 @@
 //! What exists in every cluster from the first start: the namespaces `default`,
 //! `kube-system`, `kube-public` and `kube-node-lease` (each with its `default`
 //! ServiceAccount), and in `default` the `kubernetes` Service (the first address of the
-//! service CIDR, port 443 `https`) with its Endpoints (the advertised address and the secure
-//! port), as kube-apiserver's bootstrap controller keeps them. Idempotent: a restart creates
+//! service CIDR, port 443 `https`) with its Endpoints and EndpointSlice (the advertised
+//! address and the secure port), as kube-apiserver's bootstrap controller and endpoint
+//! reconciler keep them. Idempotent: a restart creates
 //! only what is missing; [`reconcile_periodically`] brings a deleted or altered one back.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -13,10 +14,10 @@ use serde_json::{Value, json};
 use crate::admission::KUBERNETES_SERVICE_IP;
 use crate::errors::ApiResult;
 use crate::namespaces::{self, SYSTEM};
-use crate::resources::generic::{Resources, WriteOptions};
+use crate::resources::generic::{DeleteOptions, Resources, WriteOptions};
 use crate::resources::{Kind, of};
 
-/// The namespace and name of the API server's own Service and Endpoints.
+/// The namespace and name of the API server's own Service, Endpoints and EndpointSlice.
 pub const KUBERNETES_SERVICE: (&str, &str) = ("default", "kubernetes");
 
 /// How often the `kubernetes` Service and Endpoints are checked (kube-apiserver's
@@ -101,19 +102,51 @@ fn kubernetes_endpoints(advertised: SocketAddr) -> Value {
     })
 }
 
-/// Stores `changed` over `stored` (whose resourceVersion it keeps); a concurrent write wins
-/// and the next round looks again.
-async fn replace(res: &Resources, kind: Kind, changed: Value) -> ApiResult<()> {
+fn kubernetes_endpoint_slice(advertised: SocketAddr) -> Value {
+    let address_type = if advertised.is_ipv6() { "IPv6" } else { "IPv4" };
+    json!({
+        "metadata": {
+            "name": KUBERNETES_SERVICE.1,
+            "labels": {"kubernetes.io/service-name": KUBERNETES_SERVICE.1},
+        },
+        "addressType": address_type,
+        "endpoints": [{
+            "addresses": [advertised.ip().to_string()],
+            "conditions": {"ready": true},
+        }],
+        "ports": https_ports(advertised.port(), false),
+    })
+}
+
+/// Creates `want` when missing; otherwise copies the `fields` of `want` that differ over
+/// the stored object and stores it (a concurrent write wins; the next round looks again).
+async fn ensure(res: &Resources, kind: Kind, want: Value, fields: &[&str]) -> ApiResult<()> {
     let (ns, name) = KUBERNETES_SERVICE;
+    let rt = of(kind);
+    let Some(stored) = res.get_stored(rt, Some(ns), name).await? else {
+        return create_if_missing(res, kind, Some(ns), name, want).await;
+    };
+    let mut current = stored.object;
+    let mut changed = false;
+    for field in fields {
+        let (now, wanted) = match field.split_once('.') {
+            Some((outer, inner)) => (&current[outer][inner], &want[outer][inner]),
+            None => (&current[*field], &want[*field]),
+        };
+        if now != wanted {
+            let wanted = wanted.clone();
+            match field.split_once('.') {
+                Some((outer, inner)) => current[outer][inner] = wanted,
+                None => current[*field] = wanted,
+            }
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
     match res
-        .update(
-            of(kind),
-            Some(ns),
-            name,
-            changed,
-            None,
-            &WriteOptions::default(),
-        )
+        .update(rt, Some(ns), name, current, None, &WriteOptions::default())
         .await
     {
         Ok(_) => Ok(()),
@@ -122,46 +155,57 @@ async fn replace(res: &Resources, kind: Kind, changed: Value) -> ApiResult<()> {
     }
 }
 
-/// Creates the `kubernetes` Service and Endpoints when missing, and puts back their ports
-/// (Service) and address (Endpoints) when they differ from `advertised`. The ClusterIP is
-/// immutable, so a Service that lost it stays as it is until deleted.
+/// Creates the `kubernetes` Service, Endpoints and EndpointSlice when missing, and puts back
+/// what they must say when it differs from `advertised`: the Service's type and ports, the
+/// Endpoints' subsets, the slice's endpoints and ports. The ClusterIP is immutable, so a
+/// Service that lost it stays as it is until deleted; a slice of the wrong address type is
+/// replaced (the type is immutable too).
 pub async fn reconcile_kubernetes_service(
     res: &Resources,
     advertised: SocketAddr,
 ) -> ApiResult<()> {
     let (ns, name) = KUBERNETES_SERVICE;
-    match res.get_stored(of(Kind::Service), Some(ns), name).await? {
-        None => {
-            let body = kubernetes_service(advertised);
-            create_if_missing(res, Kind::Service, Some(ns), name, body).await?;
-        }
-        Some(stored) => {
-            let want = kubernetes_service(advertised);
-            let mut svc = stored.object;
-            if svc["spec"]["ports"] != want["spec"]["ports"]
-                || svc["spec"]["type"] != want["spec"]["type"]
-            {
-                svc["spec"]["ports"] = want["spec"]["ports"].clone();
-                svc["spec"]["type"] = want["spec"]["type"].clone();
-                replace(res, Kind::Service, svc).await?;
-            }
+    ensure(
+        res,
+        Kind::Service,
+        kubernetes_service(advertised),
+        &["spec.type", "spec.ports"],
+    )
+    .await?;
+    ensure(
+        res,
+        Kind::Endpoints,
+        kubernetes_endpoints(advertised),
+        &["subsets"],
+    )
+    .await?;
+    let slice = kubernetes_endpoint_slice(advertised);
+    if let Some(stored) = res
+        .get_stored(of(Kind::EndpointSlice), Some(ns), name)
+        .await?
+        && stored.object["addressType"] != slice["addressType"]
+    {
+        match res
+            .delete(
+                of(Kind::EndpointSlice),
+                Some(ns),
+                name,
+                &DeleteOptions::default(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if err.reason() == "NotFound" => {}
+            Err(err) => return Err(err),
         }
     }
-    match res.get_stored(of(Kind::Endpoints), Some(ns), name).await? {
-        None => {
-            let body = kubernetes_endpoints(advertised);
-            create_if_missing(res, Kind::Endpoints, Some(ns), name, body).await?;
-        }
-        Some(stored) => {
-            let mut ep = stored.object;
-            let want = kubernetes_subsets(advertised);
-            if ep["subsets"] != want {
-                ep["subsets"] = want;
-                replace(res, Kind::Endpoints, ep).await?;
-            }
-        }
-    }
-    Ok(())
+    ensure(
+        res,
+        Kind::EndpointSlice,
+        slice,
+        &["metadata.labels", "endpoints", "ports"],
+    )
+    .await
 }
 
 /// Re-runs [`reconcile_kubernetes_service`] every `interval`, for ever.

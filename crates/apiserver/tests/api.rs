@@ -291,6 +291,7 @@ async fn services_get_cluster_ips() {
 
 const MASTER_SERVICE: &str = "/api/v1/namespaces/default/services/kubernetes";
 const MASTER_ENDPOINTS: &str = "/api/v1/namespaces/default/endpoints/kubernetes";
+const MASTER_SLICE: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes";
 
 async fn reconcile(f: &Fixture) {
     nodelet_apiserver::bootstrap::reconcile_kubernetes_service(
@@ -329,7 +330,26 @@ async fn the_kubernetes_service_and_endpoints_exist_and_come_back() {
         }])
     );
 
+    let slice = f.client.get(MASTER_SLICE).await.unwrap();
+    assert_eq!(
+        slice["metadata"]["labels"],
+        json!({"kubernetes.io/service-name": "kubernetes"})
+    );
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["endpoints"],
+        json!([{"addresses": [advertised.ip().to_string()], "conditions": {"ready": true}}])
+    );
+    assert_eq!(slice["ports"], ep["subsets"][0]["ports"]);
+
     // Altered ports and addresses are put back; deleted objects are recreated.
+    f.client
+        .merge_patch(
+            MASTER_SLICE,
+            &json!({"endpoints": [{"addresses": ["10.0.0.9"]}]}),
+        )
+        .await
+        .unwrap();
     f.client
         .merge_patch(
             MASTER_SERVICE,
@@ -354,7 +374,12 @@ async fn the_kubernetes_service_and_endpoints_exist_and_come_back() {
         ep["subsets"]
     );
     f.client.delete(MASTER_SERVICE, None).await.unwrap();
+    assert_eq!(
+        f.client.get(MASTER_SLICE).await.unwrap()["endpoints"],
+        slice["endpoints"]
+    );
     f.client.delete(MASTER_ENDPOINTS, None).await.unwrap();
+    f.client.delete(MASTER_SLICE, None).await.unwrap();
     assert_eq!(f.client.get(MASTER_SERVICE).await.unwrap_err().code(), 404);
     reconcile(&f).await;
     let back = f.client.get(MASTER_SERVICE).await.unwrap();
@@ -363,6 +388,10 @@ async fn the_kubernetes_service_and_endpoints_exist_and_come_back() {
     assert_eq!(
         f.client.get(MASTER_ENDPOINTS).await.unwrap()["subsets"],
         ep["subsets"]
+    );
+    assert_eq!(
+        f.client.get(MASTER_SLICE).await.unwrap()["ports"],
+        slice["ports"]
     );
 }
 

@@ -1,7 +1,7 @@
 //! Under `nodelet serve` the API server keeps the `kubernetes` Service and Endpoints in
 //! `default` (as kube-apiserver's bootstrap controller), through the real kubectl: the
-//! Service has the first ClusterIP of the range and port 443, the Endpoints the node's address
-//! and the secure port, every pod in any namespace gets the `KUBERNETES_*` variables, and a
+//! Service has the first ClusterIP of the range and port 443, the Endpoints and EndpointSlice
+//! the node's address and the secure port, every pod in any namespace gets the `KUBERNETES_*` variables, and a
 //! deleted Service comes back.
 
 mod serve_support;
@@ -55,6 +55,21 @@ fn every_pod_gets_the_kubernetes_service_variables_and_the_service_is_kept() {
         cells[..2],
         ["kubernetes", &format!("{node_ip}:{}", server.port())],
         "{row}"
+    );
+
+    let row = server.kubectl(&["get", "endpointslices", "-n", "default", "--no-headers"]);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..4],
+        ["kubernetes", "IPv4", &server.port().to_string(), &node_ip],
+        "{row}"
+    );
+    // kubectl ≥ 1.32 describes a Service's endpoints from its EndpointSlices.
+    let described = server.kubectl(&["describe", "svc", "kubernetes", "-n", "default"]);
+    assert!(
+        described.lines().any(|l| l.starts_with("Endpoints:")
+            && l.ends_with(&format!(" {node_ip}:{}", server.port()))),
+        "{described}"
     );
 
     server.kubectl(&["create", "namespace", "apps"]);

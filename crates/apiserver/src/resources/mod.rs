@@ -31,6 +31,8 @@ pub enum Kind {
     Event,
     /// events.k8s.io/v1 Event (stored as core/v1 events, converted at the edge).
     EventV1,
+    /// discovery.k8s.io/v1 EndpointSlice (only the `kubernetes` one is maintained).
+    EndpointSlice,
     /// coordination.k8s.io/v1 Lease.
     Lease,
     /// node.k8s.io/v1 RuntimeClass.
@@ -287,6 +289,19 @@ pub static RESOURCES: &[ResourceType] = &[
         storage: "services/specs",
     },
     ResourceType {
+        id: Kind::EndpointSlice,
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage: "endpointslices",
+    },
+    ResourceType {
         id: Kind::Lease,
         group: "coordination.k8s.io",
         version: "v1",
@@ -328,7 +343,12 @@ pub static RESOURCES: &[ResourceType] = &[
 ];
 
 /// The non-core groups, in discovery order (each serves one version, `v1`).
-pub static GROUPS: &[&str] = &["coordination.k8s.io", "events.k8s.io", "node.k8s.io"];
+pub static GROUPS: &[&str] = &[
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "node.k8s.io",
+];
 
 /// The resource type of `group` with `plural` (version `v1` for every group we serve).
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceType> {

@@ -6,6 +6,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as EventV1;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::Serialize;
@@ -51,6 +52,7 @@ pub fn decode(rt: &ResourceType, body: &Value) -> Result<(Value, Vec<String>), S
         Kind::Node => round_trip::<Node>(input.clone()),
         Kind::Event => round_trip::<Event>(input.clone()),
         Kind::EventV1 => round_trip::<EventV1>(input.clone()),
+        Kind::EndpointSlice => round_trip::<EndpointSlice>(input.clone()),
         Kind::Lease => round_trip::<Lease>(input.clone()),
         Kind::RuntimeClass => round_trip::<RuntimeClass>(input.clone()),
     }?;
