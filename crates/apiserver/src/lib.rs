@@ -22,7 +22,7 @@
 //! | [`table`] | server-side Tables for `kubectl get` |
 //! | [`admission`] | the admission chain |
 //! | [`namespaces`] | namespace creation and deletion side effects |
-//! | [`bootstrap`] | the system namespaces and the `kubernetes` Service |
+//! | [`bootstrap`] | the system namespaces, the `kubernetes` Service and Endpoints (kept) |
 //! | [`client`] | an in-process client through the same router |
 //! | [`errors`] | `Status` errors |
 //! | [`streams`] | `pods/log` and `pods/exec`, served by the node through [`streams::PodStreams`] |
@@ -126,6 +126,8 @@ pub struct ApiServer {
     tls: Arc<rustls::ServerConfig>,
     kubeconfig: PathBuf,
     local_addr: SocketAddr,
+    /// Where the `kubernetes` Endpoints point.
+    advertised: SocketAddr,
     compaction_interval: Duration,
 }
 
@@ -194,7 +196,11 @@ impl ApiServer {
             ..Default::default()
         };
         let res = Resources::new(store, admission);
-        bootstrap::run(&res, local_addr.port())
+        let advertised = SocketAddr::new(
+            bootstrap::advertise_address(config.listen),
+            local_addr.port(),
+        );
+        bootstrap::run(&res, advertised)
             .await
             .map_err(ServeError::Bootstrap)?;
         let state = Arc::new(routes::ApiState {
@@ -212,6 +218,7 @@ impl ApiServer {
             tls,
             kubeconfig,
             local_addr,
+            advertised,
             compaction_interval: config.compaction_interval,
         })
     }
@@ -219,6 +226,11 @@ impl ApiServer {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address and port the `kubernetes` Endpoints advertise.
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.advertised
     }
 
     /// The admin kubeconfig written at start.
@@ -248,6 +260,11 @@ impl ApiServer {
         let compactor = tokio::spawn(async move {
             nodelet_store::compact_periodically(&*store, interval).await;
         });
+        let reconciler = tokio::spawn(bootstrap::reconcile_periodically(
+            self.state.res.clone(),
+            self.advertised,
+            bootstrap::RECONCILE_INTERVAL,
+        ));
         server::serve(
             self.listener,
             self.tls,
@@ -256,5 +273,6 @@ impl ApiServer {
         )
         .await;
         compactor.abort();
+        reconciler.abort();
     }
 }

@@ -289,6 +289,158 @@ async fn services_get_cluster_ips() {
     assert_eq!(k["spec"]["clusterIP"], "10.96.0.1");
 }
 
+const MASTER_SERVICE: &str = "/api/v1/namespaces/default/services/kubernetes";
+const MASTER_ENDPOINTS: &str = "/api/v1/namespaces/default/endpoints/kubernetes";
+const MASTER_SLICE: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes";
+
+async fn reconcile(f: &Fixture) {
+    nodelet_apiserver::bootstrap::reconcile_kubernetes_service(
+        f.server.resources(),
+        f.server.advertised_addr(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_kubernetes_service_and_endpoints_exist_and_come_back() {
+    let f = fixture().await;
+    let port = f.server.local_addr().port();
+    let svc = f.client.get(MASTER_SERVICE).await.unwrap();
+    assert_eq!(
+        svc["metadata"]["labels"],
+        json!({"component": "apiserver", "provider": "kubernetes"})
+    );
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}])
+    );
+    let ep = f.client.get(MASTER_ENDPOINTS).await.unwrap();
+    let advertised = f.server.advertised_addr();
+    assert_eq!(advertised.port(), port);
+    // Listening on loopback advertises the host's address (loopback is no endpoint).
+    assert!(!advertised.ip().is_unspecified(), "{advertised}");
+    assert_eq!(
+        ep["subsets"],
+        json!([{
+            "addresses": [{"ip": advertised.ip().to_string()}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }])
+    );
+
+    let slice = f.client.get(MASTER_SLICE).await.unwrap();
+    assert_eq!(
+        slice["metadata"]["labels"],
+        json!({"kubernetes.io/service-name": "kubernetes"})
+    );
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["endpoints"],
+        json!([{"addresses": [advertised.ip().to_string()], "conditions": {"ready": true}}])
+    );
+    assert_eq!(slice["ports"], ep["subsets"][0]["ports"]);
+
+    // Altered ports and addresses are put back; deleted objects are recreated.
+    f.client
+        .merge_patch(
+            MASTER_SLICE,
+            &json!({"endpoints": [{"addresses": ["10.0.0.9"]}]}),
+        )
+        .await
+        .unwrap();
+    f.client
+        .merge_patch(
+            MASTER_SERVICE,
+            &json!({"spec": {"ports": [{"name": "https", "port": 8443, "targetPort": 1}]}}),
+        )
+        .await
+        .unwrap();
+    f.client
+        .merge_patch(
+            MASTER_ENDPOINTS,
+            &json!({"subsets": [{"addresses": [{"ip": "10.0.0.9"}], "ports": [{"port": 1}]}]}),
+        )
+        .await
+        .unwrap();
+    reconcile(&f).await;
+    assert_eq!(
+        f.client.get(MASTER_SERVICE).await.unwrap()["spec"]["ports"],
+        svc["spec"]["ports"]
+    );
+    assert_eq!(
+        f.client.get(MASTER_ENDPOINTS).await.unwrap()["subsets"],
+        ep["subsets"]
+    );
+    f.client.delete(MASTER_SERVICE, None).await.unwrap();
+    assert_eq!(
+        f.client.get(MASTER_SLICE).await.unwrap()["endpoints"],
+        slice["endpoints"]
+    );
+    f.client.delete(MASTER_ENDPOINTS, None).await.unwrap();
+    f.client.delete(MASTER_SLICE, None).await.unwrap();
+    assert_eq!(f.client.get(MASTER_SERVICE).await.unwrap_err().code(), 404);
+    reconcile(&f).await;
+    let back = f.client.get(MASTER_SERVICE).await.unwrap();
+    assert_eq!(back["spec"]["clusterIP"], "10.96.0.1");
+    assert_ne!(back["metadata"]["uid"], svc["metadata"]["uid"]);
+    assert_eq!(
+        f.client.get(MASTER_ENDPOINTS).await.unwrap()["subsets"],
+        ep["subsets"]
+    );
+    assert_eq!(
+        f.client.get(MASTER_SLICE).await.unwrap()["ports"],
+        slice["ports"]
+    );
+}
+
+#[tokio::test]
+async fn no_other_service_gets_the_first_address() {
+    let f = fixture().await;
+    f.client
+        .create(
+            "/api/v1/namespaces",
+            &json!({"metadata": {"name": "other"}}),
+        )
+        .await
+        .unwrap();
+    let asking = json!({"metadata": {"name": "kubernetes"},
+        "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 443}]}});
+    let err = f
+        .client
+        .create("/api/v1/namespaces/other/services", &asking)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 422);
+    assert_eq!(
+        err.status.message.as_deref(),
+        Some(
+            "Service \"kubernetes\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.1\"}: failed to allocate IP 10.96.0.1: provided IP is already allocated"
+        )
+    );
+    // Not even while the kubernetes Service is gone.
+    f.client.delete(MASTER_SERVICE, None).await.unwrap();
+    let err = f
+        .client
+        .create("/api/v1/namespaces/other/services", &asking)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 422);
+    let plain = json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}});
+    let created = f
+        .client
+        .create("/api/v1/namespaces/other/services", &plain)
+        .await
+        .unwrap();
+    assert_eq!(created["spec"]["clusterIP"], "10.96.0.2");
+    reconcile(&f).await;
+    assert_eq!(
+        f.client.get(MASTER_SERVICE).await.unwrap()["spec"]["clusterIP"],
+        "10.96.0.1"
+    );
+}
+
 async fn next_line(rx: &mut watch::Lines) -> Value {
     let line = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await

@@ -1,6 +1,6 @@
 //! ClusterIP allocation for Services from the service CIDR (10.96.0.0/12, kube-apiserver's
-//! default): the lowest free address, skipping the network address and 10.96.0.1 (the
-//! `kubernetes` Service's). "In use" is every Service's stored `clusterIPs` plus addresses
+//! default): the lowest free address, skipping the network address and 10.96.0.1, which is
+//! reserved for the `default/kubernetes` Service (no other Service gets it, asked or not). "In use" is every Service's stored `clusterIPs` plus addresses
 //! handed out moments ago whose create is still in flight.
 
 use std::collections::BTreeSet;
@@ -116,7 +116,15 @@ impl ClusterIpAllocator {
                     SERVICE_CIDR.0, SERVICE_CIDR.1
                 )));
             }
-            if used.contains(&u32::from(ip)) && ip != KUBERNETES_SERVICE_IP {
+            // The first address belongs to `default/kubernetes` even while that Service
+            // is briefly gone (the bootstrap reconciler puts it back).
+            let is_master = meta::namespace(svc) == Some("default") && name == "kubernetes";
+            let taken = if ip == KUBERNETES_SERVICE_IP {
+                !is_master
+            } else {
+                used.contains(&u32::from(ip))
+            };
+            if taken {
                 return Err(invalid(&format!(
                     "failed to allocate IP {ip}: provided IP is already allocated"
                 )));

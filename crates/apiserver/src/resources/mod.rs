@@ -22,12 +22,17 @@ pub enum Kind {
     Service,
     /// core/v1 ConfigMap.
     ConfigMap,
+    /// core/v1 Endpoints (only the `kubernetes` one is maintained; there is no endpoints
+    /// controller).
+    Endpoints,
     /// core/v1 Node.
     Node,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (stored as core/v1 events, converted at the edge).
     EventV1,
+    /// discovery.k8s.io/v1 EndpointSlice (only the `kubernetes` one is maintained).
+    EndpointSlice,
     /// coordination.k8s.io/v1 Lease.
     Lease,
     /// node.k8s.io/v1 RuntimeClass.
@@ -171,6 +176,19 @@ pub static RESOURCES: &[ResourceType] = &[
         storage: "configmaps",
     },
     ResourceType {
+        id: Kind::Endpoints,
+        group: "",
+        version: "v1",
+        plural: "endpoints",
+        singular: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        categories: &[],
+        subresources: &[],
+        storage: "services/endpoints",
+    },
+    ResourceType {
         id: Kind::Event,
         group: "",
         version: "v1",
@@ -271,6 +289,19 @@ pub static RESOURCES: &[ResourceType] = &[
         storage: "services/specs",
     },
     ResourceType {
+        id: Kind::EndpointSlice,
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage: "endpointslices",
+    },
+    ResourceType {
         id: Kind::Lease,
         group: "coordination.k8s.io",
         version: "v1",
@@ -312,7 +343,12 @@ pub static RESOURCES: &[ResourceType] = &[
 ];
 
 /// The non-core groups, in discovery order (each serves one version, `v1`).
-pub static GROUPS: &[&str] = &["coordination.k8s.io", "events.k8s.io", "node.k8s.io"];
+pub static GROUPS: &[&str] = &[
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "node.k8s.io",
+];
 
 /// The resource type of `group` with `plural` (version `v1` for every group we serve).
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceType> {

@@ -4,8 +4,9 @@
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as EventV1;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::Serialize;
@@ -47,9 +48,11 @@ pub fn decode(rt: &ResourceType, body: &Value) -> Result<(Value, Vec<String>), S
         Kind::ServiceAccount => round_trip::<ServiceAccount>(input.clone()),
         Kind::Service => round_trip::<Service>(input.clone()),
         Kind::ConfigMap => round_trip::<ConfigMap>(input.clone()),
+        Kind::Endpoints => round_trip::<Endpoints>(input.clone()),
         Kind::Node => round_trip::<Node>(input.clone()),
         Kind::Event => round_trip::<Event>(input.clone()),
         Kind::EventV1 => round_trip::<EventV1>(input.clone()),
+        Kind::EndpointSlice => round_trip::<EndpointSlice>(input.clone()),
         Kind::Lease => round_trip::<Lease>(input.clone()),
         Kind::RuntimeClass => round_trip::<RuntimeClass>(input.clone()),
     }?;
