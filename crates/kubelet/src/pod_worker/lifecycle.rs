@@ -169,7 +169,103 @@ fn plain_http(target: &HttpTarget) -> HttpTarget {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
     use super::*;
+
+    /// A plain HTTP server answering every connection with `answer`; a TLS ClientHello gets
+    /// Go's 400 as the retry-worthy reply.
+    fn plain_server(answer: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(mut tcp) = tcp else { return };
+                let mut first = [0u8; 1];
+                if tcp.peek(&mut first).unwrap_or(0) == 0 {
+                    continue;
+                }
+                if first[0] == 0x16 {
+                    let _ = tcp.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+                    continue;
+                }
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = tcp.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    fn target(scheme: &str, port: u16) -> HttpTarget {
+        HttpTarget {
+            url: format!("{scheme}://127.0.0.1:{port}/hook"),
+            scheme: scheme.into(),
+            host: "127.0.0.1".into(),
+            port,
+            host_header: None,
+            headers: vec![],
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn any_http_status_is_success() {
+        for answer in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy",
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let port = plain_server(answer);
+            assert_eq!(
+                http_get(&target("http", port), TIMEOUT),
+                Ok(None),
+                "{answer}"
+            );
+        }
+    }
+
+    #[test]
+    fn https_answered_over_http_falls_back_with_a_warning() {
+        let port = plain_server("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+        let warning = http_get(&target("https", port), TIMEOUT)
+            .unwrap()
+            .expect("a fallback warning");
+        assert_eq!(warning, hooks::http_fallback(&format!("127.0.0.1:{port}")));
+    }
+
+    #[test]
+    fn a_failed_fallback_keeps_the_https_error() {
+        // Answers a ClientHello, then closes on the plain request: the retry fails too.
+        let port = plain_server("");
+        let error = http_get(&target("https", port), TIMEOUT).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "Get \"https://127.0.0.1:{port}/hook\": http: server gave HTTP response to HTTPS client"
+            )
+        );
+    }
+
+    #[test]
+    fn transport_failures_fail_with_gos_text() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let error = http_get(&target("https", port), TIMEOUT).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "Get \"https://127.0.0.1:{port}/hook\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            )
+        );
+    }
 
     #[test]
     fn the_http_fallback_drops_authorization() {
