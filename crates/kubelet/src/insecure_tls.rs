@@ -1,4 +1,4 @@
-//! The TLS client of `https` `httpGet` probes (and of hooks, once they do HTTPS): the server's
+//! The TLS client of `https` `httpGet` probes and lifecycle hooks: the server's
 //! certificate is not verified (upstream sets `InsecureSkipVerify`, as containers serve
 //! self-signed certificates), but the handshake signatures still are, so the peer holds the
 //! key of what it presented.

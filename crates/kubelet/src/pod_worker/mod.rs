@@ -1329,9 +1329,14 @@ impl PodWorker {
             exit: &running.exit,
             pod_ips: &pod_ips,
         };
-        let Err(message) = lifecycle::run_handler(&handler, target, POST_START_TIMEOUT, true)
-        else {
-            return;
+        let message = match lifecycle::run_handler(&handler, target, POST_START_TIMEOUT, true) {
+            Ok(warning) => {
+                if let Some(event) = warning {
+                    self.emit(None, event);
+                }
+                return;
+            }
+            Err(message) => message,
         };
         self.emit_for(i, hooks::failed_post_start_hook());
         self.reporter.log(&message);
@@ -1766,7 +1771,11 @@ fn stop_with_pre_stop_until(
                 Err(RecvTimeoutError::Disconnected) => Some(None),
             });
             match outcome.flatten() {
-                Some(Ok(())) => {}
+                Some(Ok(warning)) => {
+                    if let Some(event) = warning {
+                        reporter.event(None, &event);
+                    }
+                }
                 Some(Err(message)) => {
                     reporter.event(Some(&path), &hooks::failed_pre_stop_hook());
                     reporter.log(&message);

@@ -1,6 +1,7 @@
 //! `httpGet` probes (upstream `pkg/probe/http`) on a small HTTP/1.1 client over a std
 //! `TcpStream`, everything within one deadline (`timeoutSeconds`). `scheme: HTTPS` speaks TLS
-//! without verifying the certificate ([`crate::insecure_tls`]), as upstream does.
+//! without verifying the certificate ([`crate::insecure_tls`]), as upstream does. The client
+//! ([`fetch`]) is also the one of `httpGet` lifecycle hooks, which judge its result their way.
 //!
 //! Status 200–399 passes. Redirects to the same host name are followed (at most 10); one to
 //! another host is not, and the probe passes with a warning (`Probe terminated redirects,
@@ -21,6 +22,8 @@ use super::{MAX_OUTPUT, Outcome};
 use crate::hooks::{HttpTarget, http_target};
 use crate::service_env::join_host_port;
 
+/// Go's text for a TLS handshake answered by a plain HTTP server.
+pub const HTTP_RESPONSE_TO_HTTPS: &str = "http: server gave HTTP response to HTTPS client";
 /// Go's client gives up after this many redirects.
 const MAX_REDIRECTS: usize = 10;
 /// Response headers larger than this are refused.
@@ -41,6 +44,30 @@ pub fn run(
 
 /// Probes a formed request.
 pub fn probe(target: &HttpTarget, timeout: Duration) -> Outcome {
+    let response = match fetch(target, timeout) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failure(e),
+    };
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    if !(200..400).contains(&response.status) {
+        return Outcome::Failure(format!(
+            "HTTP probe failed with statuscode: {}",
+            response.status
+        ));
+    }
+    // A redirect still here was not followed (another host, or no usable `Location`).
+    if response.status >= 300 {
+        return terminated_redirects(&body);
+    }
+    Outcome::Success(body)
+}
+
+/// The GET of probes and lifecycle hooks (upstream's client with `RedirectChecker(false)`
+/// and unverified TLS), everything within `timeout`: redirects to the same host name are
+/// followed (at most [`MAX_REDIRECTS`]); the response that ends the chain is returned
+/// whatever its status, also a redirect to another host. `Err` is Go's client text
+/// (`Get "<url>": ...`).
+pub fn fetch(target: &HttpTarget, timeout: Duration) -> Result<Response, String> {
     let deadline = Instant::now() + timeout;
     let mut url = Url {
         scheme: target.scheme.clone(),
@@ -50,37 +77,24 @@ pub fn probe(target: &HttpTarget, timeout: Duration) -> Outcome {
     };
     let mut host_header = target.host_header.clone();
     for redirects in 0..=MAX_REDIRECTS {
-        let response = match get(&url, host_header.as_deref(), &target.headers, deadline) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failure(format!("Get {}: {e}", go_quote(&url.to_string()))),
-        };
-        let body = String::from_utf8_lossy(&response.body).into_owned();
-        if !(200..400).contains(&response.status) {
-            return Outcome::Failure(format!(
-                "HTTP probe failed with statuscode: {}",
-                response.status
-            ));
-        }
+        let response = get(&url, host_header.as_deref(), &target.headers, deadline)
+            .map_err(|e| format!("Get {}: {e}", go_quote(&url.to_string())))?;
         let followed = matches!(response.status, 301 | 302 | 303 | 307 | 308);
-        let next = response.location.as_deref().filter(|_| followed);
-        let Some(location) = next else {
-            if response.status >= 300 {
-                return terminated_redirects(&body);
-            }
-            return Outcome::Success(body);
+        let Some(location) = response.location.as_deref().filter(|_| followed) else {
+            return Ok(response);
         };
         let Some(next) = url.join(location) else {
-            return Outcome::Failure(format!(
+            return Err(format!(
                 "Get {}: failed to parse Location header {}",
                 go_quote(&url.to_string()),
                 go_quote(location)
             ));
         };
         if next.host != target.host {
-            return terminated_redirects(&body);
+            return Ok(response);
         }
         if redirects == MAX_REDIRECTS {
-            return Outcome::Failure(format!(
+            return Err(format!(
                 "Get {}: stopped after {MAX_REDIRECTS} redirects",
                 go_quote(&next.to_string())
             ));
@@ -196,11 +210,12 @@ impl Url {
     }
 }
 
+/// A response: its status and its body up to [`MAX_OUTPUT`].
 #[derive(Debug)]
-struct Response {
-    status: u16,
+pub struct Response {
+    pub status: u16,
     location: Option<String>,
-    body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 /// One GET over a fresh connection (`Connection: close`, as the probe transport disables
@@ -392,7 +407,7 @@ fn tls_error_text(e: &rustls::Error) -> String {
     match e {
         // A plain HTTP server answers the ClientHello with an HTTP response.
         rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
-            "http: server gave HTTP response to HTTPS client".to_owned()
+            HTTP_RESPONSE_TO_HTTPS.to_owned()
         }
         rustls::Error::AlertReceived(alert) => format!("remote error: tls: {alert:?}"),
         other => format!("tls: {other}"),
