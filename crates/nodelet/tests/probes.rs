@@ -246,47 +246,13 @@ fn a_grpc_liveness_probe_without_a_server_fails_with_upstreams_text_and_kills() 
 /// An HTTPS server on the node (a self-signed certificate no client could verify), for a
 /// host-network pod: `/warn` redirects to another host, anything else answers 500.
 fn https_server() -> u16 {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    use std::io::{Read, Write};
-    use std::sync::Arc;
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { return };
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                return;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let answer = if head.starts_with(b"GET /warn ") {
-                "HTTP/1.1 302 Found\r\nLocation: https://example.invalid/\r\nContent-Length: 9\r\n\r\nelsewhere"
-            } else {
-                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy"
-            };
-            let _ = tls.write_all(answer.as_bytes());
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
+    let (port, _) = nodelet_testbed::http_servers::serve_https("0.0.0.0:0", |head| {
+        let answer = if head.starts_with("GET /warn ") {
+            "HTTP/1.1 302 Found\r\nLocation: https://example.invalid/\r\nContent-Length: 9\r\n\r\nelsewhere"
+        } else {
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy"
+        };
+        answer.as_bytes().to_vec()
     });
     port
 }
