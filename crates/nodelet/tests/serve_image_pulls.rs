@@ -85,14 +85,9 @@ fn pods_pulling_at_once_report_their_waiting(server: &Server, bed: &BedInfo) {
             )
         })
         .collect();
-    let file = server.write("pods.yaml", &manifests.join("---\n"));
-    server.kubectl(&["create", "-f", &file]);
+    server.create_from_yaml(&manifests.join("---\n"));
     for (name, _) in &images {
-        server.wait_for(
-            120,
-            &["get", "pod", name, "-o", "jsonpath={.status.phase}"],
-            |out| out == "Succeeded",
-        );
+        server.wait_for_jsonpath(120, name, "{.status.phase}", |out| out == "Succeeded");
     }
     let mut sizes = Vec::new();
     for (name, image) in &images {
