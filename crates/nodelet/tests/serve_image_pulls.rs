@@ -6,7 +6,6 @@
 mod serve_support;
 
 use nodelet_testbed::{Bed, BedInfo};
-use serde_json::Value;
 use serve_support::Server;
 
 /// A Go duration as the kubelet prints one truncated to milliseconds (`0s`, `12ms`,
@@ -55,15 +54,11 @@ fn pulled_message(message: &str, image: &str) -> (f64, f64, u64) {
 
 /// The messages of the pod's `Pulled` events.
 fn pulled_events(server: &Server, pod: &str) -> Vec<String> {
-    let selector = format!("involvedObject.name={pod}");
-    let out = server.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    list["items"]
-        .as_array()
+    server
+        .pod_events(pod)
         .into_iter()
-        .flatten()
-        .filter(|e| e["reason"] == "Pulled")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .filter(|(_, reason, _)| reason == "Pulled")
+        .map(|(_, _, message)| message)
         .collect()
 }
 

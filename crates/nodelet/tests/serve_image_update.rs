@@ -14,22 +14,6 @@ fn pod_json(server: &Server, name: &str) -> Value {
     serde_json::from_str(&server.kubectl(&["get", "pod", name, "-o", "json"])).unwrap()
 }
 
-/// `(type, reason, message)` of the pod's events.
-fn events(server: &Server, pod: &str) -> Vec<(String, String, String)> {
-    let selector = format!("involvedObject.name={pod}");
-    let out = server.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (text("type"), text("reason"), text("message"))
-        })
-        .collect()
-}
-
 #[test]
 fn set_image_restarts_the_container_with_the_new_image() {
     let bed = Bed::shared().unwrap();
@@ -100,7 +84,7 @@ spec:
         server.kubectl(&["exec", "swap", "--", "cat", "/data/pre-stop"]),
         "ran\n"
     );
-    let events = events(&server, "swap");
+    let events = server.pod_events("swap");
     for (reason, message) in [
         (
             "Killing",
@@ -182,7 +166,7 @@ fn set_image_fixes_a_pod_in_image_pull_back_off() {
     assert_eq!(status["restartCount"], 0, "{pod:#}");
     assert_eq!(pod["status"]["phase"], "Running", "{pod:#}");
     // Nothing was running, so nothing was killed.
-    let events = events(&server, "fix");
+    let events = server.pod_events("fix");
     assert!(
         !events.iter().any(|(_, r, _)| r == "Killing"),
         "{events:#?}"
@@ -232,7 +216,7 @@ fn an_adopted_container_running_another_image_is_restarted() {
         after["status"]["containerStatuses"][0]["imageID"], image_id,
         "{after:#}"
     );
-    let events = events(&server, "adopt");
+    let events = server.pod_events("adopt");
     assert!(
         events.iter().any(|(_, r, m)| r == "Killing"
             && m == "Container main definition changed, will be restarted"),

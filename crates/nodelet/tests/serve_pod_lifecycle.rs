@@ -17,24 +17,6 @@ fn json(server: &Server, args: &[&str]) -> Value {
     serde_json::from_str(&server.kubectl(args)).unwrap()
 }
 
-/// `(type, reason, message)` of the pod's events.
-fn events(server: &Server, pod: &str) -> Vec<(String, String, String)> {
-    let selector = format!("involvedObject.name={pod}");
-    let list = json(
-        server,
-        &["get", "events", "--field-selector", &selector, "-o", "json"],
-    );
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (text("type"), text("reason"), text("message"))
-        })
-        .collect()
-}
-
 fn has_event(
     events: &[(String, String, String)],
     type_: &str,
@@ -405,7 +387,7 @@ fn wait_for_events(
 ) -> Vec<(String, String, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let events = events(server, pod);
+        let events = server.pod_events(pod);
         if done(&events) {
             return events;
         }

@@ -304,6 +304,22 @@ impl Server {
         self.kubectl(&["wait", "--for=condition=Ready", &pod, &timeout])
     }
 
+    /// `(type, reason, message)` of the pod's events (default namespace), as listed.
+    pub fn pod_events(&self, pod: &str) -> Vec<(String, String, String)> {
+        let selector = format!("involvedObject.name={pod}");
+        let out = self.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (text("type"), text("reason"), text("message"))
+            })
+            .collect()
+    }
+
     /// Polls `check` on the default client's output of `args` for up to `secs`.
     pub fn wait_for(&self, secs: u64, args: &[&str], check: impl Fn(&str) -> bool) -> String {
         self.client(KUBECTL).wait_for(secs, args, check)
