@@ -3,61 +3,23 @@
 
 mod run_support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::net::TcpListener;
 
 use nodelet_testbed::Bed;
+use nodelet_testbed::http_servers::{Requests, read_head, serve_https, serve_tcp};
 use run_support::{Node, image, pod};
-
-/// The request heads a server saw.
-type Requests = Arc<Mutex<Vec<String>>>;
-
-fn read_head(stream: &mut impl Read) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-        head.push(byte[0]);
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
 
 const ANSWER: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
 
 /// An HTTPS server with a self-signed certificate no client could verify.
 fn https_server() -> (u16, Requests) {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .expect("server config");
-    let config = Arc::new(config);
-    serve(move |tcp, requests| {
-        let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-            return;
-        };
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        let head = read_head(&mut tls);
-        requests.lock().unwrap().push(head);
-        let _ = tls.write_all(ANSWER);
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
-    })
+    serve_https("0.0.0.0:0", |_| ANSWER.to_vec())
 }
 
 /// A plain HTTP server (what a hook with the wrong scheme meets).
 fn http_server() -> (u16, Requests) {
-    serve(|mut tcp, requests| {
+    serve_tcp("0.0.0.0:0", |mut tcp, requests| {
         let mut first = [0u8; 1];
         if tcp.peek(&mut first).unwrap_or(0) == 0 {
             return;
@@ -73,20 +35,6 @@ fn http_server() -> (u16, Requests) {
         requests.lock().unwrap().push(head);
         let _ = tcp.write_all(ANSWER);
     })
-}
-
-fn serve(handle: impl Fn(TcpStream, &Requests) + Send + 'static) -> (u16, Requests) {
-    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let requests = Requests::default();
-    let seen = requests.clone();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { return };
-            handle(tcp, &seen);
-        }
-    });
-    (port, requests)
 }
 
 /// A pod whose container runs `command` (a YAML list) after its PostStart hook against `port`.

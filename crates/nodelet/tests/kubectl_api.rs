@@ -81,10 +81,9 @@ per_kubectl! {
 
 #[test]
 fn stale_writes_conflict_and_cascading_deletes_finish() {
-    if !installed(KUBECTL) {
+    let Some(server) = Server::start_if_kubectl_installed() else {
         return;
-    }
-    let server = Server::start(None);
+    };
     let k = server.client(KUBECTL);
     k.ok(&["create", "configmap", "settings", "--from-literal=mode=a"]);
     let saved = k.ok(&["get", "configmap", "settings", "-o", "yaml"]);
@@ -148,10 +147,9 @@ fn stale_writes_conflict_and_cascading_deletes_finish() {
 
 #[test]
 fn events_in_both_apis() {
-    if !installed(KUBECTL) {
+    let Some(server) = Server::start_if_kubectl_installed() else {
         return;
-    }
-    let server = Server::start(None);
+    };
     let k = server.client(KUBECTL);
     server.wait_for_node();
     let node = hostname();
@@ -262,10 +260,9 @@ fn modes_under(dir: &Path, out: &mut Vec<(String, u32, bool)>) {
 
 #[test]
 fn the_data_dir_is_private_and_secret_data_stays_out_of_errors() {
-    if !installed(KUBECTL) {
+    let Some(server) = Server::start_if_kubectl_installed() else {
         return;
-    }
-    let server = Server::start(None);
+    };
     let k = server.client(KUBECTL);
     k.ok(&[
         "create",
@@ -336,10 +333,9 @@ stringData:
 
 #[test]
 fn the_node_and_the_bootstrap_objects_are_registered() {
-    if !installed(KUBECTL) {
+    let Some(server) = Server::start_if_kubectl_installed() else {
         return;
-    }
-    let server = Server::start(None);
+    };
     let k = server.client(KUBECTL);
     server.wait_for_node();
     let node = hostname();
@@ -419,10 +415,9 @@ fn the_node_and_the_bootstrap_objects_are_registered() {
 
 #[test]
 fn patches_of_every_type() {
-    if !installed(KUBECTL) {
+    let Some(server) = Server::start_if_kubectl_installed() else {
         return;
-    }
-    let server = Server::start(None);
+    };
     let k = server.client(KUBECTL);
     k.ok(&[
         "create",

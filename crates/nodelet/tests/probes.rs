@@ -5,8 +5,41 @@ mod run_support;
 
 use std::net::TcpListener;
 
-use nodelet_testbed::Bed;
+use nodelet_testbed::{Bed, BedInfo};
 use run_support::{LIMIT, Node, Running, image, pod};
+
+/// Pod fields for a pod that runs once and whose container stops within a second.
+const RUN_ONCE: &str = "  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n";
+/// A command that runs until stopped, then says so and succeeds.
+const UNTIL_TERM: &str = r#"["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]"#;
+
+/// A pod `name` whose one container `main` (the tiny image) runs `command` (a YAML list):
+/// `spec` holds the pod's fields before `containers` and `probes` the container's fields after
+/// `command`, both as indented YAML lines.
+fn probed_pod(bed: &BedInfo, name: &str, spec: &str, command: &str, probes: &str) -> String {
+    pod(
+        name,
+        &format!(
+            "{spec}  containers:\n  - name: main\n    image: {}\n    command: {command}\n{probes}",
+            image(bed, "tiny")
+        ),
+    )
+}
+
+/// Asserts that `output` holds each of `texts`, the first of each in this order; the panic
+/// shows `all` (the whole output).
+fn assert_in_order(output: &str, texts: &[&str], all: &str) {
+    let places: Vec<usize> = texts
+        .iter()
+        .map(|text| output.find(text).expect(all))
+        .collect();
+    assert!(places.is_sorted(), "{all}");
+}
+
+/// The event of a kill for a failed `probe` (`liveness`, `startup`).
+fn killing(probe: &str) -> String {
+    format!("Normal  Killing  Container main failed {probe} probe\n")
+}
 
 /// A port nobody listens on now (the container shares the node's network).
 fn free_port() -> u16 {
@@ -29,24 +62,18 @@ fn wait_for_count(running: &mut Running, line: &str, times: usize) {
 fn a_failing_exec_liveness_probe_kills_and_restarts_the_container() {
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "live",
-        &format!(
-            r#"  restartPolicy: Always
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "echo run; touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 1000"]
-    livenessProbe:
+        "  restartPolicy: Always\n  terminationGracePeriodSeconds: 1\n",
+        r#"["sh", "-c", "echo run; touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 1000"]"#,
+        r#"    livenessProbe:
       exec:
         command: ["cat", "/tmp/healthy"]
       periodSeconds: 1
       failureThreshold: 1
       terminationGracePeriodSeconds: 1
 "#,
-            image(&bed, "tiny")
-        ),
     );
     let mut running = node.start(&yaml);
     wait_for_count(&mut running, "[main] run\n", 2);
@@ -77,15 +104,12 @@ fn the_startup_probe_holds_liveness_until_it_succeeds() {
     let node = Node::new(&bed);
     // Liveness would kill the container at once before /tmp/started exists; it only runs
     // once the startup probe has seen the file.
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "slow-start",
-        &format!(
-            r#"  restartPolicy: Never
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "sleep 3; touch /tmp/started; sleep 3; echo done"]
-    startupProbe:
+        "  restartPolicy: Never\n",
+        r#"["sh", "-c", "sleep 3; touch /tmp/started; sleep 3; echo done"]"#,
+        r#"    startupProbe:
       exec:
         command: ["test", "-f", "/tmp/started"]
       periodSeconds: 1
@@ -96,8 +120,6 @@ fn the_startup_probe_holds_liveness_until_it_succeeds() {
       periodSeconds: 1
       failureThreshold: 1
 "#,
-            image(&bed, "tiny")
-        ),
     );
     let done = node.run(&yaml);
     let all = done.all();
@@ -118,16 +140,15 @@ fn a_tcp_liveness_probe_runs_pre_stop_and_stops_the_container_when_its_server_st
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
     let port = free_port();
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "tcp-live",
+        RUN_ONCE,
         &format!(
-            r#"  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; nc -ll -p {port} -e true & sleep 4; kill $!; echo server stopped; sleep 1000 & wait"]
-    lifecycle:
+            r#"["sh", "-c", "trap 'echo got TERM; exit 0' TERM; nc -ll -p {port} -e true & sleep 4; kill $!; echo server stopped; sleep 1000 & wait"]"#
+        ),
+        &format!(
+            r#"    lifecycle:
       preStop:
         exec:
           command: ["sh", "-c", "echo prestop ran > /proc/1/fd/1"]
@@ -136,25 +157,21 @@ fn a_tcp_liveness_probe_runs_pre_stop_and_stops_the_container_when_its_server_st
         port: {port}
       periodSeconds: 1
       failureThreshold: 2
-"#,
-            image(&bed, "tiny")
+"#
         ),
     );
     let done = node.run(&yaml);
     let all = done.all();
     // The kill runs PreStop, then the stop signal, which the container's trap takes.
     assert_eq!(done.code, Some(0), "{all}");
-    let stopped = done.stdout.find("[main] server stopped\n").expect(&all);
-    let pre_stop = done.stdout.find("[main] prestop ran\n").expect(&all);
-    let term = done.stdout.find("[main] got TERM\n").expect(&all);
-    assert!(stopped < pre_stop && pre_stop < term, "{all}");
+    let stdout = [
+        "[main] server stopped\n",
+        "[main] prestop ran\n",
+        "[main] got TERM\n",
+    ];
+    assert_in_order(&done.stdout, &stdout, &all);
     let refused = "Warning  Unhealthy  Liveness probe failed: dial tcp ";
-    let unhealthy = done.stderr.find(refused).expect(&all);
-    let killing = done
-        .stderr
-        .find("Normal  Killing  Container main failed liveness probe\n")
-        .expect(&all);
-    assert!(unhealthy < killing, "{all}");
+    assert_in_order(&done.stderr, &[refused, &killing("liveness")], &all);
     assert!(done.stderr.contains("connect: connection refused"), "{all}");
     node.assert_clean();
 }
@@ -163,36 +180,23 @@ fn a_tcp_liveness_probe_runs_pre_stop_and_stops_the_container_when_its_server_st
 fn a_startup_probe_that_never_succeeds_kills_the_container() {
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "never-starts",
-        &format!(
-            r#"  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {}
-    command: ["sleep", "1000"]
-    startupProbe:
+        RUN_ONCE,
+        r#"["sleep", "1000"]"#,
+        r#"    startupProbe:
       exec:
         command: ["sh", "-c", "echo not yet; exit 1"]
       periodSeconds: 1
       failureThreshold: 2
 "#,
-            image(&bed, "tiny")
-        ),
     );
     let done = node.run(&yaml);
     let all = done.all();
     assert_ne!(done.code, Some(0), "{all}");
-    let unhealthy = done
-        .stderr
-        .find("Warning  Unhealthy  Startup probe failed: not yet\n")
-        .expect(&all);
-    let killing = done
-        .stderr
-        .find("Normal  Killing  Container main failed startup probe\n")
-        .expect(&all);
-    assert!(unhealthy < killing, "{all}");
+    let unhealthy = "Warning  Unhealthy  Startup probe failed: not yet\n";
+    assert_in_order(&done.stderr, &[unhealthy, &killing("startup")], &all);
     assert_eq!(
         done.stderr.matches("Started container main").count(),
         1,
@@ -206,87 +210,43 @@ fn a_grpc_liveness_probe_without_a_server_fails_with_upstreams_text_and_kills() 
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
     let port = free_port();
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "grpc-live",
+        RUN_ONCE,
+        UNTIL_TERM,
         &format!(
-            r#"  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
-    livenessProbe:
+            r#"    livenessProbe:
       grpc:
         port: {port}
       periodSeconds: 1
       failureThreshold: 1
-"#,
-            image(&bed, "tiny")
+"#
         ),
     );
     let done = node.run(&yaml);
     let all = done.all();
-    let unhealthy = done
-        .stderr
-        .find("Warning  Unhealthy  Liveness probe failed: timeout: failed to connect service ")
-        .expect(&all);
+    let unhealthy =
+        "Warning  Unhealthy  Liveness probe failed: timeout: failed to connect service ";
     assert!(
         done.stderr
             .contains(&format!(":{port}\" within 1s: context deadline exceeded")),
         "{all}"
     );
-    let killing = done
-        .stderr
-        .find("Normal  Killing  Container main failed liveness probe\n")
-        .expect(&all);
-    assert!(unhealthy < killing, "{all}");
+    assert_in_order(&done.stderr, &[unhealthy, &killing("liveness")], &all);
     node.assert_clean();
 }
 
 /// An HTTPS server on the node (a self-signed certificate no client could verify), for a
 /// host-network pod: `/warn` redirects to another host, anything else answers 500.
 fn https_server() -> u16 {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    use std::io::{Read, Write};
-    use std::sync::Arc;
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { return };
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                return;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let answer = if head.starts_with(b"GET /warn ") {
-                "HTTP/1.1 302 Found\r\nLocation: https://example.invalid/\r\nContent-Length: 9\r\n\r\nelsewhere"
-            } else {
-                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy"
-            };
-            let _ = tls.write_all(answer.as_bytes());
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
+    let (port, _) = nodelet_testbed::http_servers::serve_https("0.0.0.0:0", |head| {
+        let answer = if head.starts_with("GET /warn ") {
+            "HTTP/1.1 302 Found\r\nLocation: https://example.invalid/\r\nContent-Length: 9\r\n\r\nelsewhere"
+        } else {
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nbusy"
+        };
+        answer.as_bytes().to_vec()
     });
     port
 }
@@ -296,17 +256,13 @@ fn https_probes_skip_verification_warn_on_foreign_redirects_and_fail_on_500() {
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
     let port = https_server();
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "https-probes",
+        &format!("{RUN_ONCE}  hostNetwork: true\n"),
+        UNTIL_TERM,
         &format!(
-            r#"  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
-  hostNetwork: true
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
-    readinessProbe:
+            r#"    readinessProbe:
       httpGet:
         scheme: HTTPS
         port: {port}
@@ -320,8 +276,7 @@ fn https_probes_skip_verification_warn_on_foreign_redirects_and_fail_on_500() {
       initialDelaySeconds: 2
       periodSeconds: 1
       failureThreshold: 1
-"#,
-            image(&bed, "tiny")
+"#
         ),
     );
     let done = node.run(&yaml);
@@ -332,15 +287,9 @@ fn https_probes_skip_verification_warn_on_foreign_redirects_and_fail_on_500() {
         ),
         "{all}"
     );
-    let unhealthy = done
-        .stderr
-        .find("Warning  Unhealthy  Liveness probe failed: HTTP probe failed with statuscode: 500")
-        .expect(&all);
-    let killing = done
-        .stderr
-        .find("Normal  Killing  Container main failed liveness probe\n")
-        .expect(&all);
-    assert!(unhealthy < killing, "{all}");
+    let unhealthy =
+        "Warning  Unhealthy  Liveness probe failed: HTTP probe failed with statuscode: 500";
+    assert_in_order(&done.stderr, &[unhealthy, &killing("liveness")], &all);
     node.assert_clean();
 }
 
@@ -412,36 +361,26 @@ fn a_grpc_liveness_probe_passes_while_serving_and_kills_on_not_serving() {
     let bed = Bed::shared().unwrap();
     let node = Node::new(&bed);
     let (port, checks) = grpc_health_server(3);
-    let yaml = pod(
+    let yaml = probed_pod(
+        &bed,
         "grpc-health",
+        &format!("{RUN_ONCE}  hostNetwork: true\n"),
+        UNTIL_TERM,
         &format!(
-            r#"  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
-  hostNetwork: true
-  containers:
-  - name: main
-    image: {}
-    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; sleep 1000 & wait"]
-    livenessProbe:
+            r#"    livenessProbe:
       grpc:
         port: {port}
         service: app
       periodSeconds: 1
       failureThreshold: 1
-"#,
-            image(&bed, "tiny")
+"#
         ),
     );
     let done = node.run(&yaml);
     let all = done.all();
     let unhealthy = r#"Warning  Unhealthy  Liveness probe failed: service unhealthy (responded with "NOT_SERVING")"#;
-    let unhealthy = done.stderr.find(unhealthy).expect(&all);
+    assert_in_order(&done.stderr, &[unhealthy, &killing("liveness")], &all);
     assert_eq!(done.stderr.matches("Unhealthy").count(), 1, "{all}");
-    let killing = done
-        .stderr
-        .find("Normal  Killing  Container main failed liveness probe\n")
-        .expect(&all);
-    assert!(unhealthy < killing, "{all}");
     assert!(
         checks.load(std::sync::atomic::Ordering::SeqCst) >= 4,
         "{all}"

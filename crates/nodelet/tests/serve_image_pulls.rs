@@ -6,7 +6,6 @@
 mod serve_support;
 
 use nodelet_testbed::{Bed, BedInfo};
-use serde_json::Value;
 use serve_support::Server;
 
 /// A Go duration as the kubelet prints one truncated to milliseconds (`0s`, `12ms`,
@@ -55,15 +54,11 @@ fn pulled_message(message: &str, image: &str) -> (f64, f64, u64) {
 
 /// The messages of the pod's `Pulled` events.
 fn pulled_events(server: &Server, pod: &str) -> Vec<String> {
-    let selector = format!("involvedObject.name={pod}");
-    let out = server.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    list["items"]
-        .as_array()
+    server
+        .pod_events(pod)
         .into_iter()
-        .flatten()
-        .filter(|e| e["reason"] == "Pulled")
-        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .filter(|(_, reason, _)| reason == "Pulled")
+        .map(|(_, _, message)| message)
         .collect()
 }
 
@@ -85,14 +80,9 @@ fn pods_pulling_at_once_report_their_waiting(server: &Server, bed: &BedInfo) {
             )
         })
         .collect();
-    let file = server.write("pods.yaml", &manifests.join("---\n"));
-    server.kubectl(&["create", "-f", &file]);
+    server.create_from_yaml(&manifests.join("---\n"));
     for (name, _) in &images {
-        server.wait_for(
-            120,
-            &["get", "pod", name, "-o", "jsonpath={.status.phase}"],
-            |out| out == "Succeeded",
-        );
+        server.wait_for_jsonpath(120, name, "{.status.phase}", |out| out == "Succeeded");
     }
     let mut sizes = Vec::new();
     for (name, image) in &images {

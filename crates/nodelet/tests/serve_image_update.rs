@@ -14,32 +14,14 @@ fn pod_json(server: &Server, name: &str) -> Value {
     serde_json::from_str(&server.kubectl(&["get", "pod", name, "-o", "json"])).unwrap()
 }
 
-/// `(type, reason, message)` of the pod's events.
-fn events(server: &Server, pod: &str) -> Vec<(String, String, String)> {
-    let selector = format!("involvedObject.name={pod}");
-    let out = server.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
-    let list: Value = serde_json::from_str(&out).unwrap();
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (text("type"), text("reason"), text("message"))
-        })
-        .collect()
-}
-
 #[test]
 fn set_image_restarts_the_container_with_the_new_image() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let old_image = BedInfo::reference(&bed.plain, "tiny");
     let new_image = BedInfo::reference(&bed.plain, "medium");
-    let file = server.write(
-        "swap.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: swap
@@ -60,18 +42,11 @@ spec:
         exec:
           command: [sh, -c, 'echo ran > /data/pre-stop']
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.wait_for(
+    ));
+    server.wait_for_jsonpath(
         60,
-        &[
-            "get",
-            "pod",
-            "swap",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.running.startedAt}",
-        ],
+        "swap",
+        "{.status.containerStatuses[0].state.running.startedAt}",
         |out| !out.is_empty(),
     );
     let before = pod_json(&server, "swap");
@@ -81,15 +56,10 @@ spec:
         server.kubectl(&["set", "image", "pod/swap", &format!("main={new_image}")]),
         "pod/swap image updated\n"
     );
-    server.wait_for(
+    server.wait_for_jsonpath(
         90,
-        &[
-            "get",
-            "pod",
-            "swap",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}",
-        ],
+        "swap",
+        "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}",
         |out| out.starts_with("1/") && out.len() > 2,
     );
     let after = pod_json(&server, "swap");
@@ -114,7 +84,7 @@ spec:
         server.kubectl(&["exec", "swap", "--", "cat", "/data/pre-stop"]),
         "ran\n"
     );
-    let events = events(&server, "swap");
+    let events = server.pod_events("swap");
     for (reason, message) in [
         (
             "Killing",
@@ -178,31 +148,16 @@ fn set_image_fixes_a_pod_in_image_pull_back_off() {
     let server = Server::start(Some(&bed));
     let missing = format!("{}/tiny:missing", bed.plain.host);
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "fix.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: fix\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {missing}\n    command: [sleep, '3600']\n"
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    let waiting = &[
-        "get",
-        "pod",
-        "fix",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-    ];
-    server.wait_for(60, waiting, |out| out == "ImagePullBackOff");
+    server.create_from_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: fix\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {missing}\n    command: [sleep, '3600']\n"
+    ));
+    let waiting = "{.status.containerStatuses[0].state.waiting.reason}";
+    server.wait_for_jsonpath(60, "fix", waiting, |out| out == "ImagePullBackOff");
     server.kubectl(&["set", "image", "pod/fix", &format!("main={image}")]);
-    server.wait_for(
+    server.wait_for_jsonpath(
         60,
-        &[
-            "get",
-            "pod",
-            "fix",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.running.startedAt}",
-        ],
+        "fix",
+        "{.status.containerStatuses[0].state.running.startedAt}",
         |out| !out.is_empty(),
     );
     let pod = pod_json(&server, "fix");
@@ -211,7 +166,7 @@ fn set_image_fixes_a_pod_in_image_pull_back_off() {
     assert_eq!(status["restartCount"], 0, "{pod:#}");
     assert_eq!(pod["status"]["phase"], "Running", "{pod:#}");
     // Nothing was running, so nothing was killed.
-    let events = events(&server, "fix");
+    let events = server.pod_events("fix");
     assert!(
         !events.iter().any(|(_, r, _)| r == "Killing"),
         "{events:#?}"
@@ -228,21 +183,13 @@ fn an_adopted_container_running_another_image_is_restarted() {
     let bed = Bed::shared().unwrap();
     let mut server = Server::start(Some(&bed));
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "adopt.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: adopt\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n"
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    let running = &[
-        "get",
-        "pod",
-        "adopt",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}",
-    ];
-    server.wait_for(60, running, |out| out.starts_with("0/") && out.len() > 2);
+    server.create_from_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: adopt\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n"
+    ));
+    let running = "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.running.startedAt}";
+    server.wait_for_jsonpath(60, "adopt", running, |out| {
+        out.starts_with("0/") && out.len() > 2
+    });
     let before = pod_json(&server, "adopt");
     let uid = before["metadata"]["uid"].as_str().unwrap().to_owned();
     let image_id = before["status"]["containerStatuses"][0]["imageID"].clone();
@@ -261,13 +208,15 @@ fn an_adopted_container_running_another_image_is_restarted() {
     std::fs::write(&record, started.to_string()).unwrap();
 
     let server = server.restart(Some(&bed));
-    server.wait_for(60, running, |out| out.starts_with("1/") && out.len() > 2);
+    server.wait_for_jsonpath(60, "adopt", running, |out| {
+        out.starts_with("1/") && out.len() > 2
+    });
     let after = pod_json(&server, "adopt");
     assert_eq!(
         after["status"]["containerStatuses"][0]["imageID"], image_id,
         "{after:#}"
     );
-    let events = events(&server, "adopt");
+    let events = server.pod_events("adopt");
     assert!(
         events.iter().any(|(_, r, m)| r == "Killing"
             && m == "Container main definition changed, will be restarted"),

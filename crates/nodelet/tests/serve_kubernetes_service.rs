@@ -74,10 +74,8 @@ fn every_pod_gets_the_kubernetes_service_variables_and_the_service_is_kept() {
 
     server.kubectl(&["create", "namespace", "apps"]);
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "printenv.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata: {{name: printenv, namespace: apps}}
 spec:
@@ -88,9 +86,7 @@ spec:
     image: {image}
     command: [env]
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+    ));
     server.wait_for(
         120,
         &[

@@ -35,13 +35,48 @@ fn logs_when(server: &Server, pod: &str, check: impl Fn(&str) -> bool) -> String
 }
 
 fn waiting_reason(server: &Server, pod: &str) -> String {
-    server.kubectl(&[
-        "get",
-        "pod",
+    server.pod_jsonpath(pod, "{.status.containerStatuses[0].state.waiting.reason}")
+}
+
+/// Creates `pod`, which runs the bed's `private` image (registry B, basic auth) with
+/// `pull_fields` in its spec (YAML lines), and waits until its pull has failed.
+fn create_failing_private_pod(server: &Server, bed: &BedInfo, pod: &str, pull_fields: &str) {
+    let image = BedInfo::reference(&bed.basic, "private");
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {pod}
+spec:
+  terminationGracePeriodSeconds: 1
+{pull_fields}  containers:
+  - name: main
+    image: {image}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    ));
+    server.wait_for_jsonpath(
+        WITHIN_SECS,
         pod,
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-    ])
+        "{.status.containerStatuses[0].state.waiting.reason}",
+        |out| out == "ErrImagePull" || out == "ImagePullBackOff",
+    );
+}
+
+/// `kubectl create secret docker-registry NAME` with the bed's puller login to registry B.
+fn create_pull_secret(server: &Server, bed: &BedInfo, name: &str) {
+    let server_flag = format!("--docker-server={}", bed.basic.host);
+    let user_flag = format!("--docker-username={}", bed.puller.username);
+    let password_flag = format!("--docker-password={}", bed.puller.password);
+    server.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        name,
+        &server_flag,
+        &user_flag,
+        &password_flag,
+    ]);
 }
 
 #[test]
@@ -55,10 +90,8 @@ fn a_restarted_container_sees_the_services_and_config_values_of_its_start() {
         "settings",
         "--from-literal=mode=first",
     ]);
-    let file = server.write(
-        "crashing.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: crashing
@@ -76,9 +109,7 @@ spec:
           key: mode
     command: [sh, -c, 'echo started; env | sort; sleep 1; exit 1']
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+    ));
     let first = logs_when(&server, "crashing", |out| out.contains("MODE="));
     assert!(first.contains("MODE=first\n"), "{first}");
     assert!(!first.contains("LATE_SERVICE_HOST="), "{first}");
@@ -105,13 +136,7 @@ spec:
         out.contains(&expected_host) && out.contains("MODE=second\n")
     });
     assert!(later.contains("LATE_SERVICE_PORT=80\n"), "{later}");
-    let restarts = server.kubectl(&[
-        "get",
-        "pod",
-        "crashing",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].restartCount}",
-    ]);
+    let restarts = server.pod_jsonpath("crashing", "{.status.containerStatuses[0].restartCount}");
     assert!(restarts.parse::<u32>().unwrap() >= 1, "{restarts}");
 }
 
@@ -122,10 +147,8 @@ fn a_missing_config_map_key_created_later_lets_the_container_start() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "waits.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: waits
@@ -142,27 +165,17 @@ spec:
           key: greeting
     command: [sh, -c, 'echo "greeting=$GREETING"; sleep 3600']
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.wait_for(
+    ));
+    server.wait_for_jsonpath(
         WITHIN_SECS,
-        &[
-            "get",
-            "pod",
-            "waits",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-        ],
+        "waits",
+        "{.status.containerStatuses[0].state.waiting.reason}",
         |out| out == "CreateContainerConfigError",
     );
-    let message = server.kubectl(&[
-        "get",
-        "pod",
+    let message = server.pod_jsonpath(
         "waits",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
-    ]);
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
     assert_eq!(message, r#"configmap "not-yet" not found"#);
 
     server.kubectl(&[
@@ -171,12 +184,7 @@ spec:
         "not-yet",
         "--from-literal=greeting=finally",
     ]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/waits",
-        "--timeout=120s",
-    ]);
+    server.wait_ready("waits", 120);
     logs_when(&server, "waits", |out| out == "greeting=finally\n");
     assert_eq!(waiting_reason(&server, "waits"), "");
 }
@@ -188,60 +196,16 @@ spec:
 fn a_pull_secret_created_after_err_image_pull_is_used_on_the_next_try() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
-    let image = BedInfo::reference(&bed.basic, "private");
-    let file = server.write(
-        "private.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: private
-spec:
-  terminationGracePeriodSeconds: 1
-  imagePullSecrets:
-  - name: late-cred
-  containers:
-  - name: main
-    image: {image}
-    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
-"#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.wait_for(
-        WITHIN_SECS,
-        &[
-            "get",
-            "pod",
-            "private",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-        ],
-        |out| out == "ErrImagePull" || out == "ImagePullBackOff",
+    create_failing_private_pod(
+        &server,
+        &bed,
+        "private",
+        "  imagePullSecrets:\n  - name: late-cred\n",
     );
 
-    let server_flag = format!("--docker-server={}", bed.basic.host);
-    let user_flag = format!("--docker-username={}", bed.puller.username);
-    let password_flag = format!("--docker-password={}", bed.puller.password);
-    server.kubectl(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "late-cred",
-        &server_flag,
-        &user_flag,
-        &password_flag,
-    ]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/private",
-        "--timeout=120s",
-    ]);
-    assert_eq!(
-        server.kubectl(&["get", "pod", "private", "-o", "jsonpath={.status.phase}"]),
-        "Running"
-    );
+    create_pull_secret(&server, &bed, "late-cred");
+    server.wait_ready("private", 120);
+    assert_eq!(server.pod_jsonpath("private", "{.status.phase}"), "Running");
 }
 
 /// The same with the pod's ServiceAccount: it had no pull Secrets when the pod was made, and
@@ -251,50 +215,15 @@ spec:
 fn a_pull_secret_added_to_the_service_account_later_is_used_on_the_next_try() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
-    let image = BedInfo::reference(&bed.basic, "private");
     server.kubectl(&["create", "serviceaccount", "puller"]);
-    let file = server.write(
-        "by-account.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: by-account
-spec:
-  terminationGracePeriodSeconds: 1
-  serviceAccountName: puller
-  containers:
-  - name: main
-    image: {image}
-    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 1; done"]
-"#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.wait_for(
-        WITHIN_SECS,
-        &[
-            "get",
-            "pod",
-            "by-account",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-        ],
-        |out| out == "ErrImagePull" || out == "ImagePullBackOff",
+    create_failing_private_pod(
+        &server,
+        &bed,
+        "by-account",
+        "  serviceAccountName: puller\n",
     );
 
-    let server_flag = format!("--docker-server={}", bed.basic.host);
-    let user_flag = format!("--docker-username={}", bed.puller.username);
-    let password_flag = format!("--docker-password={}", bed.puller.password);
-    server.kubectl(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "account-cred",
-        &server_flag,
-        &user_flag,
-        &password_flag,
-    ]);
+    create_pull_secret(&server, &bed, "account-cred");
     server.kubectl(&[
         "patch",
         "serviceaccount",
@@ -302,10 +231,5 @@ spec:
         "-p",
         r#"{"imagePullSecrets":[{"name":"account-cred"}]}"#,
     ]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/by-account",
-        "--timeout=120s",
-    ]);
+    server.wait_ready("by-account", 120);
 }

@@ -17,24 +17,6 @@ fn json(server: &Server, args: &[&str]) -> Value {
     serde_json::from_str(&server.kubectl(args)).unwrap()
 }
 
-/// `(type, reason, message)` of the pod's events.
-fn events(server: &Server, pod: &str) -> Vec<(String, String, String)> {
-    let selector = format!("involvedObject.name={pod}");
-    let list = json(
-        server,
-        &["get", "events", "--field-selector", &selector, "-o", "json"],
-    );
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (text("type"), text("reason"), text("message"))
-        })
-        .collect()
-}
-
 fn has_event(
     events: &[(String, String, String)],
     type_: &str,
@@ -54,21 +36,13 @@ fn a_failing_pull_backs_off_with_upstreams_reasons_and_events() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let image = format!("{}/tiny:missing", bed.plain.host);
-    let file = server.write(
-        "missing.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: image-pull-test\nspec:\n  restartPolicy: Never\n  containers:\n  - name: image-pull-test\n    image: {image}\n"
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    let waiting = &[
-        "get",
-        "pod",
-        "image-pull-test",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-    ];
-    server.wait_for(60, waiting, |out| out == "ImagePullBackOff");
+    server.create_from_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: image-pull-test\nspec:\n  restartPolicy: Never\n  containers:\n  - name: image-pull-test\n    image: {image}\n"
+    ));
+    let waiting = "{.status.containerStatuses[0].state.waiting.reason}";
+    server.wait_for_jsonpath(60, "image-pull-test", waiting, |out| {
+        out == "ImagePullBackOff"
+    });
     let pod = json(&server, &["get", "pod", "image-pull-test", "-o", "json"]);
     assert_eq!(pod["status"]["phase"], "Pending", "{pod:#}");
     let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
@@ -119,19 +93,11 @@ fn a_failing_pull_backs_off_with_upstreams_reasons_and_events() {
 fn an_unparsable_image_waits_with_invalid_image_name() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
-    let file = server.write(
-        "bad.yaml",
+    server.create_from_yaml(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad-image\nspec:\n  containers:\n  - name: main\n    image: ACTOKEY\n",
     );
-    server.kubectl(&["create", "-f", &file]);
-    let waiting = &[
-        "get",
-        "pod",
-        "bad-image",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
-    ];
-    server.wait_for(60, waiting, |out| out == "InvalidImageName");
+    let waiting = "{.status.containerStatuses[0].state.waiting.reason}";
+    server.wait_for_jsonpath(60, "bad-image", waiting, |out| out == "InvalidImageName");
     let pod = json(&server, &["get", "pod", "bad-image", "-o", "json"]);
     let parse_error = "Failed to apply default image tag \"ACTOKEY\": couldn't parse image name \"ACTOKEY\": invalid reference format: repository name (library/ACTOKEY) must be lowercase";
     assert_eq!(
@@ -178,10 +144,8 @@ fn a_container_is_not_running_until_its_post_start_hook_completes() {
     let image = BedInfo::reference(&bed.plain, "tiny");
     let shared = server.dir().join("hook");
     std::fs::create_dir_all(&shared).unwrap();
-    let file = server.write(
-        "held.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: held
@@ -201,10 +165,8 @@ spec:
         exec:
           command: ["sh", "-c", "touch /shared/hook-running; while [ ! -f /shared/go ]; do sleep 0.1; done"]
 "#,
-            shared = shared.display()
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+        shared = shared.display()
+    ));
     wait_for_file(&shared.join("hook-running"), 60);
     let pod = json(&server, &["get", "pod", "held", "-o", "json"]);
     assert_eq!(pod["status"]["phase"], "Pending", "{pod:#}");
@@ -217,10 +179,7 @@ spec:
     assert_ne!(main["started"], true, "{pod:#}");
 
     std::fs::write(shared.join("go"), "").unwrap();
-    assert_eq!(
-        server.kubectl(&["wait", "--for=condition=Ready", "pod/held", "--timeout=60s"]),
-        "pod/held condition met\n"
-    );
+    assert_eq!(server.wait_ready("held", 60), "pod/held condition met\n");
     let pod = json(&server, &["get", "pod", "held", "-o", "json"]);
     assert_eq!(pod["status"]["phase"], "Running", "{pod:#}");
     assert!(
@@ -284,15 +243,9 @@ spec:
         server.kubectl(&["create", "-f", &file]);
     }
     for (name, _, restarts, phase, ready, state) in cases {
-        let summary = &[
-            "get",
-            "pod",
-            name,
-            "-o",
-            "jsonpath={.status.containerStatuses[0].restartCount} {.status.phase} {.status.containerStatuses[0].ready}",
-        ];
+        let summary = "{.status.containerStatuses[0].restartCount} {.status.phase} {.status.containerStatuses[0].ready}";
         let want = format!("{restarts} {phase} {ready}");
-        server.wait_for(60, summary, |out| out == want);
+        server.wait_for_jsonpath(60, name, summary, |out| out == want);
         let pod = json(&server, &["get", "pod", name, "-o", "json"]);
         assert!(
             pod["status"]["containerStatuses"][0]["state"][state].is_object(),
@@ -337,10 +290,8 @@ fn deleted_again_with_a_shorter_grace(
     let image = BedInfo::reference(&bed.plain, "tiny");
     let shared = server.dir().join("shorter");
     std::fs::create_dir_all(&shared).unwrap();
-    let file = server.write(
-        "shorter.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: shorter
@@ -360,16 +311,9 @@ spec:
         exec:
           command: ["sh", "-c", "touch /shared/pre-stop-ran; sleep 60"]
 "#,
-            shared = shared.display()
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/shorter",
-        "--timeout=60s",
-    ]);
+        shared = shared.display()
+    ));
+    server.wait_ready("shorter", 60);
     assert!(!runc_containers(&server).is_empty());
     if terminating_first {
         server.kubectl(&["delete", "pod", "shorter", "--wait=false"]);
@@ -443,7 +387,7 @@ fn wait_for_events(
 ) -> Vec<(String, String, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let events = events(server, pod);
+        let events = server.pod_events(pod);
         if done(&events) {
             return events;
         }

@@ -22,10 +22,8 @@ fn an_http_readiness_probe_makes_the_pod_ready_once_its_server_answers() {
     let image = BedInfo::reference(&bed.plain, "tiny");
     let port = free_port();
     // busybox has no httpd here: nc answers each connection with a fixed response.
-    let file = server.write(
-        "web.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: web
@@ -46,39 +44,21 @@ spec:
         port: {port}
       periodSeconds: 1
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.wait_for(
-        30,
-        &["get", "pod", "web", "-o", "jsonpath={.status.phase}"],
-        |out| out == "Running",
-    );
+    ));
+    server.wait_for_jsonpath(30, "web", "{.status.phase}", |out| out == "Running");
     let out = server.kubectl(&["get", "pod", "web"]);
     assert!(out.contains("0/1") && out.contains("Running"), "{out}");
     assert_eq!(
-        server.kubectl(&[
-            "get",
-            "pod",
-            "web",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
-        ]),
+        server.pod_jsonpath("web", "{.status.conditions[?(@.type==\"Ready\")].status}"),
         "False"
     );
-    assert_eq!(
-        server.kubectl(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]),
-        "pod/web condition met\n"
-    );
+    assert_eq!(server.wait_ready("web", 60), "pod/web condition met\n");
     let out = server.kubectl(&["get", "pod", "web"]);
     assert!(out.contains("1/1") && out.contains("Running"), "{out}");
-    let ready = server.kubectl(&[
-        "get",
-        "pod",
+    let ready = server.pod_jsonpath(
         "web",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"ContainersReady\")].status} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].started}",
-    ]);
+        "{.status.conditions[?(@.type==\"ContainersReady\")].status} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].started}",
+    );
     assert_eq!(ready, "True true true");
     let describe = server.kubectl(&["describe", "pod", "web"]);
     assert!(
@@ -93,10 +73,8 @@ fn a_failing_liveness_probe_restarts_the_container_with_events() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "sick.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: sick
@@ -112,19 +90,12 @@ spec:
       periodSeconds: 1
       failureThreshold: 1
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+    ));
     // The first restart is immediate, the second after a 10 s back-off.
-    server.wait_for(
+    server.wait_for_jsonpath(
         60,
-        &[
-            "get",
-            "pod",
-            "sick",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].restartCount}",
-        ],
+        "sick",
+        "{.status.containerStatuses[0].restartCount}",
         |out| out.parse::<u32>().is_ok_and(|n| n >= 2),
     );
     let describe = server.wait_for(10, &["describe", "pod", "sick"], |out| {
@@ -146,10 +117,8 @@ fn a_restarted_nodelet_probes_the_containers_it_adopts() {
     let image = BedInfo::reference(&bed.plain, "tiny");
     // Ready while /tmp/ready exists; the container removes it later on its own, so only
     // probes running after the restart can see the pod become unready.
-    let file = server.write(
-        "adopted.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: adopted
@@ -164,33 +133,20 @@ spec:
         command: ["test", "-f", "/tmp/ready"]
       periodSeconds: 1
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+    ));
     assert_eq!(
-        server.kubectl(&[
-            "wait",
-            "--for=condition=Ready",
-            "pod/adopted",
-            "--timeout=60s"
-        ]),
+        server.wait_ready("adopted", 60),
         "pod/adopted condition met\n"
     );
     server.kill();
     let server = server.restart(Some(&bed));
-    let ready = &[
-        "get",
-        "pod",
-        "adopted",
-        "-o",
-        "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}",
-    ];
+    let ready = "{.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}";
     // Right after the restart the container is unready until its first probe run (as
     // upstream); the file's removal is only seen by probes of the adopted container.
     server.wait_for(60, &["describe", "pod", "adopted"], |out| {
         out.contains("Readiness probe failed")
     });
-    server.wait_for(30, ready, |out| out == "Running 0 false");
+    server.wait_for_jsonpath(30, "adopted", ready, |out| out == "Running 0 false");
     server.kubectl(&["delete", "pod", "adopted"]);
 }
 
@@ -205,10 +161,8 @@ fn a_liveness_kill_in_progress_does_not_hold_up_the_pod() {
     let image = BedInfo::reference(&bed.plain, "tiny");
     let shared = server.dir().join("probe-kill");
     std::fs::create_dir_all(&shared).unwrap();
-    let file = server.write(
-        "slow-kill.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: slow-kill
@@ -242,22 +196,14 @@ spec:
         command: ["test", "-f", "/tmp/ready"]
       periodSeconds: 1
 "#,
-            shared = shared.display()
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+        shared = shared.display()
+    ));
     server.wait_for(60, &["describe", "pod", "slow-kill"], |out| {
         out.contains("Container sick failed liveness probe, will be restarted")
     });
     // `other` becomes ready only once sick's PreStop runs, so while it does.
-    let statuses = &[
-        "get",
-        "pod",
-        "slow-kill",
-        "-o",
-        "jsonpath={.status.containerStatuses[?(@.name==\"other\")].ready} {.status.containerStatuses[?(@.name==\"sick\")].restartCount} {.status.containerStatuses[?(@.name==\"sick\")].state.running.startedAt}",
-    ];
-    let out = server.wait_for(60, statuses, |out| out.starts_with("true "));
+    let statuses = "{.status.containerStatuses[?(@.name==\"other\")].ready} {.status.containerStatuses[?(@.name==\"sick\")].restartCount} {.status.containerStatuses[?(@.name==\"sick\")].state.running.startedAt}";
+    let out = server.wait_for_jsonpath(60, "slow-kill", statuses, |out| out.starts_with("true "));
     let fields: Vec<&str> = out.split(' ').collect();
     assert_eq!(fields[1], "0", "sick is still being stopped: {out}");
     assert!(!fields[2].is_empty(), "sick is still running: {out}");

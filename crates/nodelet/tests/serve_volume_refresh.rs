@@ -64,10 +64,8 @@ fn file_volumes_follow_their_sources_but_subpaths_and_env_do_not() {
         "creds",
         "--from-literal=password=one",
     ]);
-    let file = server.write(
-        "follow.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: follow
@@ -127,15 +125,8 @@ spec:
     - name: both
       mountPath: /both
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/follow",
-        "--timeout=90s",
-    ]);
+    ));
+    server.wait_ready("follow", 90);
     assert_eq!(cat(&server, "/conf/greeting"), "hello");
     assert_eq!(cat(&server, "/pinned/greeting"), "hello");
     assert_eq!(cat(&server, "/creds/password"), "one");
@@ -207,10 +198,7 @@ spec:
         },
     );
     assert_eq!(cat(&server, "/conf/greeting"), "bonjour");
-    assert_eq!(
-        server.kubectl(&["get", "pod", "follow", "-o", "jsonpath={.status.phase}"]),
-        "Running"
-    );
+    assert_eq!(server.pod_jsonpath("follow", "{.status.phase}"), "Running");
 }
 
 /// A pod whose required ConfigMap does not exist waits in `ContainerCreating` with upstream's
@@ -220,10 +208,8 @@ fn a_pod_waiting_for_its_config_map_starts_once_it_is_created() {
     let bed = Bed::shared().unwrap();
     let server = Server::start(Some(&bed));
     let image = BedInfo::reference(&bed.plain, "tiny");
-    let file = server.write(
-        "waits.yaml",
-        &format!(
-            r#"apiVersion: v1
+    server.create_from_yaml(&format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
   name: waits
@@ -241,9 +227,7 @@ spec:
     - name: conf
       mountPath: /conf
 "#
-        ),
-    );
-    server.kubectl(&["create", "-f", &file]);
+    ));
     server.wait_for(
         SHOWS_WITHIN_SECS,
         &[
@@ -261,13 +245,10 @@ spec:
         },
     );
     assert_eq!(
-        server.kubectl(&[
-            "get",
-            "pod",
+        server.pod_jsonpath(
             "waits",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
-        ]),
+            "{.status.containerStatuses[0].state.waiting.reason}"
+        ),
         "ContainerCreating"
     );
     server.kubectl(&[
@@ -276,12 +257,7 @@ spec:
         "not-yet",
         "--from-literal=greeting=finally",
     ]);
-    server.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "pod/waits",
-        "--timeout=90s",
-    ]);
+    server.wait_ready("waits", 90);
     server.wait_for(SHOWS_WITHIN_SECS, &["logs", "waits"], |out| {
         out == "finally\n"
     });

@@ -16,6 +16,7 @@
 
 mod cache;
 pub mod fault_proxy;
+pub mod http_servers;
 pub mod images;
 mod pki;
 mod registry;

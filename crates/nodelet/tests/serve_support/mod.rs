@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nodelet_testbed::BedInfo;
@@ -43,9 +44,17 @@ pub struct Server {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// How many manifests [`Server::create_from_yaml`] wrote (their file names).
+    manifests: AtomicUsize,
 }
 
 impl Server {
+    /// [`Server::start`] (no bed) when the default client ([`KUBECTL`]) is installed; else
+    /// `None`, with a skip note.
+    pub fn start_if_kubectl_installed() -> Option<Server> {
+        installed(KUBECTL).then(|| Server::start(None))
+    }
+
     /// Starts `nodelet serve` with the handlers `runc` (the default), `crun` and the seed's
     /// `myconfiguration` (crun with its own state directory); with a bed, its config trusts the bed's registries (A as
     /// insecure, B and C through the bed's CA). Node credential files are looked up in the
@@ -178,7 +187,12 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, dir, port }
+        Server {
+            child,
+            dir,
+            port,
+            manifests: AtomicUsize::new(0),
+        }
     }
 
     /// The test's directory (the server's cwd and `$HOME`).
@@ -256,6 +270,54 @@ impl Server {
         }
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
+    }
+
+    /// Writes `yaml` to a file in the test's directory and creates its objects with the
+    /// default client's `kubectl create -f`; returns its output.
+    pub fn create_from_yaml(&self, yaml: &str) -> String {
+        let n = self.manifests.fetch_add(1, Ordering::Relaxed) + 1;
+        let file = self.write(&format!("manifest-{n}.yaml"), yaml);
+        self.kubectl(&["create", "-f", &file])
+    }
+
+    /// `kubectl get pod POD -o jsonpath=JSONPATH` (default namespace) with the default client.
+    pub fn pod_jsonpath(&self, pod: &str, jsonpath: &str) -> String {
+        self.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={jsonpath}")])
+    }
+
+    /// Polls `check` on [`Server::pod_jsonpath`] for up to `secs`; returns the last value.
+    pub fn wait_for_jsonpath(
+        &self,
+        secs: u64,
+        pod: &str,
+        jsonpath: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let output = format!("jsonpath={jsonpath}");
+        self.wait_for(secs, &["get", "pod", pod, "-o", &output], check)
+    }
+
+    /// `kubectl wait --for=condition=Ready pod/POD --timeout=SECSs` with the default client.
+    pub fn wait_ready(&self, pod: &str, secs: u64) -> String {
+        let pod = format!("pod/{pod}");
+        let timeout = format!("--timeout={secs}s");
+        self.kubectl(&["wait", "--for=condition=Ready", &pod, &timeout])
+    }
+
+    /// `(type, reason, message)` of the pod's events (default namespace), as listed.
+    pub fn pod_events(&self, pod: &str) -> Vec<(String, String, String)> {
+        let selector = format!("involvedObject.name={pod}");
+        let out = self.kubectl(&["get", "events", "--field-selector", &selector, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (text("type"), text("reason"), text("message"))
+            })
+            .collect()
     }
 
     /// Polls `check` on the default client's output of `args` for up to `secs`.

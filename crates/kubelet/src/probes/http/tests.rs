@@ -2,35 +2,16 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 use nodelet_api::k8s::api::core::v1::{ContainerPort, HTTPHeader};
 use nodelet_api::k8s::apimachinery::pkg::util::intstr::IntOrString;
+use nodelet_testbed::http_servers::{Requests, serve_http, serve_https};
 
 use super::*;
 
-type Requests = Arc<Mutex<Vec<String>>>;
-
 /// Serves every connection with `respond(request head)`; returns the port and the requests.
 fn serve(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> (u16, Requests) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let requests: Requests = Arc::default();
-    let seen = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            seen.lock().expect("lock").push(head.clone());
-            let _ = stream.write_all(&respond(&head));
-        }
-    });
-    (port, requests)
+    serve_http("127.0.0.1:0", respond)
 }
 
 fn response(status: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -290,45 +271,7 @@ fn locations_resolve_against_the_request() {
 /// An HTTPS server with a fresh self-signed certificate for `localhost` (so never valid for
 /// the `127.0.0.1` the probe dials): serves every connection with `respond(request head)`.
 fn serve_tls(respond: impl Fn(&str) -> Vec<u8> + Send + 'static) -> (u16, Requests) {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let requests: Requests = Arc::default();
-    let seen = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(tcp) = stream else { return };
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                return;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            seen.lock().expect("lock").push(head.clone());
-            let _ = tls.write_all(&respond(&head));
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
-    });
-    (port, requests)
+    serve_https("127.0.0.1:0", respond)
 }
 
 fn https_action(port: u16, path: &str) -> HTTPGetAction {
