@@ -6,6 +6,10 @@
 QUIET_WAIT=${QUIET_WAIT:-0}
 
 bench_install() {
+  # Every runtime copies the mount table into each new container: leftovers of interrupted
+  # test runs (sandbox and rootfs mounts) slow all the tools measured here.
+  local mounts; mounts=$(wc -l </proc/self/mountinfo)
+  [ "$mounts" -le 200 ] || echo "warning: $mounts mounts on this host (leftovers of interrupted test runs?); every container start pays for them" >&2
   scripts/install-deps
   local need=() p
   for p in podman containerd hyperfine time; do
