@@ -28,10 +28,11 @@ cat >"$CTR_CNI_CONF" <<JSON
             "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$T/ctr-ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 JSON
-BENCH_CLEANUP_HOOK="rm -f $CTR_CNI_CONF"
+BENCH_CLEANUP_HOOK="rm -f $CTR_CNI_CONF; ip link del nbench0 2>/dev/null"
 if [ ! -e /opt/cni/bin ]; then
+  [ -d /opt/cni ] || BENCH_CLEANUP_HOOK="$BENCH_CLEANUP_HOOK; rmdir /opt/cni"
   mkdir -p /opt/cni && ln -s /usr/lib/cni /opt/cni/bin
-  BENCH_CLEANUP_HOOK="$BENCH_CLEANUP_HOOK; rm -f /opt/cni/bin"
+  BENCH_CLEANUP_HOOK="rm -f /opt/cni/bin; $BENCH_CLEANUP_HOOK"
 fi
 # nodelet's built-in handler table defaults to crun when installed (as here); the runc rows
 # name runc, the runtime ctr and podman run on.
