@@ -236,12 +236,27 @@ pub struct Network {
     pub list: NetworkList,
     pub bin_dir: PathBuf,
     pub plugin_timeout: Duration,
-    /// The node-wide masquerade rule being checked (two iptables runs): the first ADD waits
-    /// for it after its own plugins ran, so loading the network costs a pod start nothing.
-    masquerade: Arc<Mutex<Option<MasqueradeCheck>>>,
+    /// The node-wide masquerade rule (two iptables runs), checked on a thread started at
+    /// load: an ADD waits for it after its own plugins ran, so loading the network costs a pod
+    /// start nothing.
+    masquerade: Arc<Mutex<Masquerade>>,
 }
 
-type MasqueradeCheck = JoinHandle<Result<(), CniError>>;
+/// The masquerade rule's check: running, or its failure (kept, so every ADD fails with it,
+/// not only the first).
+#[derive(Debug, Default)]
+enum Masquerade {
+    #[default]
+    NotNeeded,
+    Checking {
+        cidr: String,
+        check: JoinHandle<Result<(), String>>,
+    },
+    Failed {
+        cidr: String,
+        message: String,
+    },
+}
 
 impl Network {
     /// The pod network of `settings`: the first `*.conflist` in the configuration
@@ -266,32 +281,39 @@ impl Network {
         let path = &files[0];
         let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
         let list = NetworkList::parse(path, &bytes)?;
-        let masquerade =
-            (list.name == settings.network_name && !masquerades_per_pod(&list)).then(|| {
-                let (cidr, bridge) = (settings.pod_cidr.clone(), settings.bridge.clone());
-                std::thread::spawn(move || ensure_masquerade(&cidr, &bridge))
-            });
-        Ok(Network {
-            list,
-            bin_dir: settings.bin_dir.clone(),
-            plugin_timeout: settings.plugin_timeout,
-            masquerade: Arc::new(Mutex::new(masquerade)),
-        })
+        let mut network = Network::new(list, settings.bin_dir.clone(), settings.plugin_timeout);
+        if network.list.name == settings.network_name && !masquerades_per_pod(&network.list) {
+            let (cidr, bridge) = (settings.pod_cidr.clone(), settings.bridge.clone());
+            let check = std::thread::spawn(move || ensure_masquerade(&cidr, &bridge));
+            let cidr = settings.pod_cidr.clone();
+            network.masquerade = Arc::new(Mutex::new(Masquerade::Checking { cidr, check }));
+        }
+        Ok(network)
     }
 
-    /// Waits for the masquerade rule's check started at load (at most once; later calls
-    /// return at once). Its failure fails the ADD that waited: pods would have no way out.
+    /// Waits for the masquerade rule's check started at load (joined once). A failure fails
+    /// this ADD and every later one: pods would have no way out.
     fn masquerade_ready(&self) -> Result<(), CniError> {
-        let pending = self
+        let mut state = self
             .masquerade
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        match pending {
-            Some(check) => check
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Masquerade::Checking { .. } = &*state
+            && let Masquerade::Checking { cidr, check } = std::mem::take(&mut *state)
+        {
+            let outcome = check
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => Ok(()),
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if let Err(message) = outcome {
+                *state = Masquerade::Failed { cidr, message };
+            }
+        }
+        match &*state {
+            Masquerade::Failed { cidr, message } => Err(CniError::Masquerade {
+                cidr: cidr.clone(),
+                message: message.clone(),
+            }),
+            Masquerade::NotNeeded | Masquerade::Checking { .. } => Ok(()),
         }
     }
 
@@ -353,8 +375,7 @@ impl Network {
     /// without a prior ADD, succeeds); `added` is ADD's result when known. Without one (ADD
     /// never finished), a plugin that is not installed is skipped: it set nothing up.
     pub fn del(&self, attachment: &Attachment<'_>, added: Option<&Value>) -> Result<(), CniError> {
-        let plugins: Vec<_> = self.active_plugins(attachment).collect();
-        for plugin in plugins.into_iter().rev() {
+        for plugin in self.active_plugins(attachment).rev() {
             match self.run(plugin, "DEL", attachment, added) {
                 Ok(_) => {}
                 Err(CniError::PluginNotFound { .. }) if added.is_none() => {}
@@ -371,7 +392,7 @@ impl Network {
     fn active_plugins<'a>(
         &'a self,
         attachment: &'a Attachment<'_>,
-    ) -> impl Iterator<Item = &'a Map<String, Value>> + 'a {
+    ) -> impl DoubleEndedIterator<Item = &'a Map<String, Value>> + 'a {
         self.list.plugins.iter().filter(move |plugin| {
             !(plugin_type(plugin) == "portmap" && attachment.port_mappings.is_empty())
         })
@@ -602,7 +623,8 @@ fn masquerades_per_pod(list: &NetworkList) -> bool {
 /// The one rule that lets pods reach beyond the node: traffic from the pod network leaving
 /// by another interface than the bridge is masqueraded. Added once (checked first), never
 /// removed: it is the node's, like the bridge.
-fn ensure_masquerade(cidr: &str, bridge: &str) -> Result<(), CniError> {
+/// `Err` is what went wrong, for [`CniError::Masquerade`].
+fn ensure_masquerade(cidr: &str, bridge: &str) -> Result<(), String> {
     let rule = [
         "POSTROUTING",
         "-s",
@@ -624,21 +646,15 @@ fn ensure_masquerade(cidr: &str, bridge: &str) -> Result<(), CniError> {
             .stdin(std::process::Stdio::null())
             .output()
     };
-    let failed = |message: String| CniError::Masquerade {
-        cidr: cidr.to_owned(),
-        message,
-    };
-    let check = iptables("-C").map_err(|e| failed(format!("running iptables: {e}")))?;
+    let check = iptables("-C").map_err(|e| format!("running iptables: {e}"))?;
     if check.status.success() {
         return Ok(());
     }
-    let add = iptables("-A").map_err(|e| failed(format!("running iptables: {e}")))?;
+    let add = iptables("-A").map_err(|e| format!("running iptables: {e}"))?;
     if add.status.success() {
         Ok(())
     } else {
-        Err(failed(
-            String::from_utf8_lossy(&add.stderr).trim().to_owned(),
-        ))
+        Err(String::from_utf8_lossy(&add.stderr).trim().to_owned())
     }
 }
 
@@ -831,6 +847,32 @@ mod tests {
             plugins: vec![plugin],
         };
         Network::new(list, dir.to_path_buf(), timeout)
+    }
+
+    #[test]
+    fn a_failed_masquerade_check_fails_every_add_after_it() {
+        let mut network = Network::new(
+            NetworkList::loopback(),
+            "/nonexistent".into(),
+            Duration::from_secs(1),
+        );
+        let check = std::thread::spawn(|| Err("iptables: no chain".to_string()));
+        network.masquerade = Arc::new(Mutex::new(Masquerade::Checking {
+            cidr: "10.244.0.0/16".into(),
+            check,
+        }));
+        for _ in 0..2 {
+            assert_eq!(
+                network.masquerade_ready().unwrap_err().to_string(),
+                "masquerading the pod network 10.244.0.0/16: iptables: no chain"
+            );
+        }
+        let fine = Network::new(
+            NetworkList::loopback(),
+            "/nonexistent".into(),
+            Duration::from_secs(1),
+        );
+        assert!(fine.masquerade_ready().is_ok());
     }
 
     #[test]

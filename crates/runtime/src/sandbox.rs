@@ -45,12 +45,14 @@ const STATE: &str = "sandbox.json";
 const RESOLV_CONF: &str = "resolv.conf";
 const NS_DIR: &str = "ns";
 const PID_NS: &str = "pid";
+/// The network namespace's file: unpinned beside or before the network's DEL.
+const NET_NS: &str = "net";
 const SHM: &str = "shm";
 /// containerd's pod `/dev/shm`: 64 MiB, world-writable with the sticky bit.
 const SHM_OPTIONS: &str = "mode=1777,size=65536k";
 const PAUSE_KILL_TIMEOUT: Duration = Duration::from_secs(10);
 const PINNED: [(NamespaceKind, &str); 3] = [
-    (NamespaceKind::Network, "net"),
+    (NamespaceKind::Network, NET_NS),
     (NamespaceKind::Ipc, "ipc"),
     (NamespaceKind::Uts, "uts"),
 ];
@@ -277,8 +279,8 @@ impl Sandbox {
         let loopback = Network::loopback(&network.bin_dir, network.plugin_timeout);
         // `lo` and `eth0` are independent: their plugins run side by side.
         let (lo, eth0) = std::thread::scope(|scope| {
-            let lo = scope.spawn(|| loopback.add(&self.attachment(&netns, "lo")));
-            let eth0 = network.add(&self.attachment(&netns, POD_INTERFACE));
+            let lo = scope.spawn(|| loopback.add(&self.attachment(Some(&netns), "lo")));
+            let eth0 = network.add(&self.attachment(Some(&netns), POD_INTERFACE));
             (lo.join(), eth0)
         });
         lo.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -407,7 +409,7 @@ impl Sandbox {
         std::thread::scope(|scope| {
             let network_removed = scope.spawn(|| match (&sandbox, &network) {
                 (Some(sandbox), Some(network)) => sandbox.remove_network(network, unpin),
-                _ => unpin("net"),
+                _ => unpin(NET_NS),
             });
             if let Some(pause) = sandbox.as_ref().and_then(|s| s.state.pause) {
                 stop_pause(pause);
@@ -422,7 +424,7 @@ impl Sandbox {
             let others: Vec<_> = PINNED
                 .iter()
                 .map(|(_, name)| *name)
-                .filter(|name| *name != "net")
+                .filter(|name| *name != NET_NS)
                 .chain([PID_NS])
                 .map(|name| scope.spawn(move || unpin(name)))
                 .collect();
@@ -480,7 +482,7 @@ impl Sandbox {
         };
         let netns = self.network_namespace_file();
         network
-            .check(&self.attachment(&netns, POD_INTERFACE), added)
+            .check(&self.attachment(Some(&netns), POD_INTERFACE), added)
             .map_err(|source| SandboxError::Network {
                 dir: self.dir.clone(),
                 source,
@@ -586,18 +588,12 @@ impl Sandbox {
         let netns = self.network_namespace_file();
         let needs_namespace = network.list.del_needs_namespace();
         if !needs_namespace {
-            unpin("net")?;
+            unpin(NET_NS)?;
         }
         // Without the namespace (removed by hand, never made, or just unpinned) DEL still
         // releases the address; the interface went with the namespace.
         let netns = is_namespace_file(&netns).then_some(netns);
-        let attachment = Attachment {
-            container_id: &self.state.id,
-            netns: netns.as_deref(),
-            ifname: POD_INTERFACE,
-            args: &self.state.cni_args,
-            port_mappings: &self.state.port_mappings,
-        };
+        let attachment = self.attachment(netns.as_deref(), POD_INTERFACE);
         let deleted = network.del(&attachment, self.state.cni_result.as_ref());
         // Without an ADD result, ADD failed or never ran: a DEL that fails as well (the
         // configuration that made ADD fail) must not keep the sandbox forever.
@@ -608,7 +604,7 @@ impl Sandbox {
             })?;
         }
         if needs_namespace {
-            unpin("net")
+            unpin(NET_NS)
         } else {
             Ok(())
         }
@@ -624,13 +620,13 @@ impl Sandbox {
     }
 
     fn network_namespace_file(&self) -> PathBuf {
-        self.dir.join(NS_DIR).join("net")
+        self.dir.join(NS_DIR).join(NET_NS)
     }
 
-    fn attachment<'a>(&'a self, netns: &'a Path, ifname: &'a str) -> Attachment<'a> {
+    fn attachment<'a>(&'a self, netns: Option<&'a Path>, ifname: &'a str) -> Attachment<'a> {
         Attachment {
             container_id: &self.state.id,
-            netns: Some(netns),
+            netns,
             ifname,
             args: &self.state.cni_args,
             port_mappings: &self.state.port_mappings,
