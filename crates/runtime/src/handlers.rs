@@ -134,27 +134,16 @@ impl HandlerTable {
         path: &[PathBuf],
     ) -> Result<HandlerTable, HandlerError> {
         let builtin;
-        let mut default = default_runtime.unwrap_or(DEFAULT_HANDLER);
-        let runtimes = if runtimes.is_empty() {
-            let installed: Vec<&str> = [DEFAULT_HANDLER, PREFERRED_BUILTIN_HANDLER]
-                .into_iter()
-                .filter(|name| find_in_path(Path::new(name), path).is_some())
-                .collect();
-            if default_runtime.is_none() && installed.contains(&PREFERRED_BUILTIN_HANDLER) {
-                default = PREFERRED_BUILTIN_HANDLER;
-            }
-            let names = if installed.is_empty() {
-                vec![DEFAULT_HANDLER]
+        let (runtimes, default) = if runtimes.is_empty() {
+            builtin = builtin_runtimes(path);
+            let preferred = if builtin.contains_key(PREFERRED_BUILTIN_HANDLER) {
+                PREFERRED_BUILTIN_HANDLER
             } else {
-                installed
+                DEFAULT_HANDLER
             };
-            builtin = names
-                .into_iter()
-                .map(|name| (name.to_string(), RuntimeHandlerConfig::default()))
-                .collect();
-            &builtin
+            (&builtin, default_runtime.unwrap_or(preferred))
         } else {
-            runtimes
+            (runtimes, default_runtime.unwrap_or(DEFAULT_HANDLER))
         };
         let mut handlers = BTreeMap::new();
         for (name, config) in runtimes {
@@ -274,6 +263,21 @@ fn search_path() -> Vec<PathBuf> {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default()
+}
+
+/// The table without `[runtimes.*]`: runc and crun, those on `path`; runc (which then fails
+/// when run) when neither is.
+fn builtin_runtimes(path: &[PathBuf]) -> BTreeMap<String, RuntimeHandlerConfig> {
+    let mut installed: BTreeMap<String, RuntimeHandlerConfig> =
+        [DEFAULT_HANDLER, PREFERRED_BUILTIN_HANDLER]
+            .into_iter()
+            .filter(|name| find_in_path(Path::new(name), path).is_some())
+            .map(|name| (name.to_string(), RuntimeHandlerConfig::default()))
+            .collect();
+    if installed.is_empty() {
+        installed.insert(DEFAULT_HANDLER.to_string(), RuntimeHandlerConfig::default());
+    }
+    installed
 }
 
 /// `name` itself when it has a `/`, else the first executable `dir/name` on `path`.
