@@ -12,10 +12,9 @@ use anyhow::Context;
 use clap::Args;
 use nodelet_api::k8s::api::core::v1::ObjectReference;
 use nodelet_api::k8s::apimachinery::pkg::api::resource::Quantity;
-use nodelet_api::k8s::jiff::Timestamp;
 use nodelet_apiserver::{ApiServer, LocalClient, ServerConfig, User};
-use nodelet_kubelet::events::{Event, NodeSchedulableTracker};
-use nodelet_kubelet::sources::api::events::EventCorrelator;
+use nodelet_kubelet::events::NodeSchedulableTracker;
+use nodelet_kubelet::sources::api::events::EventRecorder;
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
@@ -88,7 +87,6 @@ async fn serve(
         name: format!("system:node:{node_name}"),
         groups: vec!["system:nodes".into(), "system:authenticated".into()],
     });
-    let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone()));
     match node_config.runtime_handlers() {
         Ok(handlers) => server.set_pod_streams(std::sync::Arc::new(
             crate::serve_streams::NodeStreams::new(root_dir, &node_config.log_dir()?, handlers),
@@ -103,12 +101,18 @@ async fn serve(
     )
     .await
     {
-        Ok(source) => Some(tokio::spawn(source.run())),
+        Ok(source) => Some(source),
         Err(err) => {
             eprintln!("nodelet: not running pods: {err:#}");
             None
         }
     };
+    // The Node's events are the kubelet's: written by its recorder, with its de-duplication.
+    let node_events = kubelet
+        .as_ref()
+        .map(|source| EventRecorder::start(source.client.clone(), node_name.clone()));
+    let heartbeat = tokio::spawn(heartbeat(node_client, node_name.clone(), node_events));
+    let kubelet = kubelet.map(|source| tokio::spawn(source.run()));
     let scheduler = nodelet_scheduler::Scheduler::new(
         server.client(User {
             name: "system:kube-scheduler".into(),
@@ -151,12 +155,12 @@ async fn shutdown_signal() {
 }
 
 /// Registers the Node, then renews its Lease every 10 s and re-posts its status every minute;
-/// at each round, a change of its `spec.unschedulable` is recorded as an event on it.
-async fn heartbeat(client: LocalClient, node: String) {
+/// at each round, a change of its `spec.unschedulable` is recorded as an event on it (when the
+/// kubelet runs: `events`).
+async fn heartbeat(client: LocalClient, node: String, events: Option<EventRecorder>) {
     let mut last_status = tokio::time::Instant::now();
     let mut registered = false;
     let mut schedulable = NodeSchedulableTracker::default();
-    let mut events = EventCorrelator::default();
     let mut ticker = tokio::time::interval(LEASE_RENEW);
     loop {
         ticker.tick().await;
@@ -178,8 +182,8 @@ async fn heartbeat(client: LocalClient, node: String) {
         if registered && let Err(err) = renew_lease(&client, &node).await {
             eprintln!("nodelet: renewing the lease of node {node}: {err}");
         }
-        if registered {
-            record_schedulable_change(&client, &node, &mut schedulable, &mut events).await;
+        if registered && let Some(events) = &events {
+            record_schedulable_change(&client, &node, &mut schedulable, events).await;
         }
     }
 }
@@ -190,7 +194,7 @@ async fn record_schedulable_change(
     client: &LocalClient,
     node: &str,
     tracker: &mut NodeSchedulableTracker,
-    events: &mut EventCorrelator,
+    events: &EventRecorder,
 ) {
     let unschedulable = match client.get(&format!("/api/v1/nodes/{node}")).await {
         Ok(object) => object["spec"]["unschedulable"].as_bool().unwrap_or(false),
@@ -200,57 +204,14 @@ async fn record_schedulable_change(
         }
     };
     if let Some(event) = tracker.observe(node, unschedulable) {
-        record_node_event(client, node, events, &event).await;
-    }
-}
-
-/// A kubelet event on the Node, as upstream's node reference names it (uid = its name),
-/// in namespace `default`; a repeat of one already written counts on it (`count`,
-/// `lastTimestamp`), as the pods' events do.
-async fn record_node_event(
-    client: &LocalClient,
-    node: &str,
-    events: &mut EventCorrelator,
-    event: &Event,
-) {
-    let involved = ObjectReference {
-        kind: Some("Node".into()),
-        name: Some(node.into()),
-        uid: Some(node.into()),
-        ..ObjectReference::default()
-    };
-    let correlated = events.correlate(involved, event, node, Timestamp::now());
-    let path = format!("/api/v1/namespaces/{}/events", correlated.namespace());
-    if let Some((name, patch)) = correlated.repeat() {
-        match client.merge_patch(&format!("{path}/{name}"), &patch).await {
-            Ok(_) => {
-                events.repeated(&correlated);
-                return;
-            }
-            // Gone (expired or deleted): written anew below.
-            Err(err) if err.reason() == "NotFound" => events.forget(&correlated),
-            Err(err) => {
-                eprintln!("nodelet: updating event {name} on node {node}: {err}");
-                return;
-            }
-        }
-    }
-    let created = match serde_json::to_value(correlated.event()) {
-        Ok(body) => client.create(&path, &body).await,
-        Err(err) => {
-            eprintln!("nodelet: encoding event {}: {err}", event.reason);
-            return;
-        }
-    };
-    match created {
-        Ok(object) => {
-            let name = object["metadata"]["name"].as_str().unwrap_or_default();
-            events.created(&correlated, name.to_owned());
-        }
-        Err(err) => eprintln!(
-            "nodelet: posting event {} on node {node}: {err}",
-            event.reason
-        ),
+        // Upstream's node reference: uid = the node's name.
+        let involved = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            uid: Some(node.into()),
+            ..ObjectReference::default()
+        };
+        events.record(involved, &event);
     }
 }
 
