@@ -86,15 +86,11 @@ fn node_resolv_conf() -> Option<String> {
 }
 
 /// The node's primary IPv4 address (the source address of its default route), or
-/// 127.0.0.1 without one. Connecting a UDP socket sends nothing.
+/// 127.0.0.1 without one: the address the API server advertises when it listens on
+/// loopback, found the same way.
 pub fn host_ip() -> String {
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect("192.0.2.1:9")?;
-            s.local_addr()
-        })
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| "127.0.0.1".into())
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    nodelet_apiserver::bootstrap::advertise_address(loopback).to_string()
 }
 
 /// CPUs and memory of the node (no reservations yet).
