@@ -169,34 +169,26 @@ fn plain_http(target: &HttpTarget) -> HttpTarget {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::io::Write;
+
+    use nodelet_testbed::http_servers::{read_head, serve_tcp};
 
     use super::*;
 
     /// A plain HTTP server answering every connection with `answer`; a TLS ClientHello gets
     /// Go's 400 as the retry-worthy reply.
     fn plain_server(answer: &'static str) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for tcp in listener.incoming() {
-                let Ok(mut tcp) = tcp else { return };
-                let mut first = [0u8; 1];
-                if tcp.peek(&mut first).unwrap_or(0) == 0 {
-                    continue;
-                }
-                if first[0] == 0x16 {
-                    let _ = tcp.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
-                    continue;
-                }
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let _ = tcp.write_all(answer.as_bytes());
+        let (port, _) = serve_tcp("127.0.0.1:0", move |mut tcp, _| {
+            let mut first = [0u8; 1];
+            if tcp.peek(&mut first).unwrap_or(0) == 0 {
+                return;
             }
+            if first[0] == 0x16 {
+                let _ = tcp.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+                return;
+            }
+            read_head(&mut tcp);
+            let _ = tcp.write_all(answer.as_bytes());
         });
         port
     }
@@ -255,7 +247,7 @@ mod tests {
     #[test]
     fn transport_failures_fail_with_gos_text() {
         let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
         let error = http_get(&target("https", port), TIMEOUT).unwrap_err();
