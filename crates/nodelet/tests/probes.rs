@@ -296,62 +296,27 @@ fn https_probes_skip_verification_warn_on_foreign_redirects_and_fail_on_500() {
 /// A gRPC health server on the node (plaintext HTTP/2): `SERVING` for the first `serving`
 /// checks, `NOT_SERVING` after; returns its port and the number of checks so far.
 fn grpc_health_server(serving: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, StreamBody};
-    use hyper::body::Frame;
+    use nodelet_testbed::h2_server::{Answer, serve_h2};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    listener.set_nonblocking(true).expect("nonblocking");
     let checks = Arc::new(AtomicUsize::new(0));
     let counted = checks.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            while let Ok((tcp, _)) = listener.accept().await {
-                let counted = counted.clone();
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let counted = counted.clone();
-                        async move {
-                            assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
-                            let request = req.into_body().collect().await.map(|b| b.to_bytes());
-                            let n = counted.fetch_add(1, Ordering::SeqCst);
-                            // HealthCheckRequest{service: "app"}, else SERVICE_UNKNOWN
-                            let status = match request {
-                                Ok(r) if r.as_ref() != b"\0\0\0\0\x05\x0a\x03app" => 3,
-                                _ if n < serving => 1,
-                                _ => 2,
-                            };
-                            let mut trailers = hyper::HeaderMap::new();
-                            trailers.insert("grpc-status", "0".parse().expect("value"));
-                            let frames = vec![
-                                Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![
-                                    0, 0, 0, 0, 2, 0x08, status,
-                                ]))),
-                                Ok(Frame::trailers(trailers)),
-                            ];
-                            let body = StreamBody::new(futures_util::stream::iter(frames));
-                            hyper::Response::builder()
-                                .header("content-type", "application/grpc")
-                                .body(body)
-                        }
-                    },
-                );
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                    .await;
-                });
-            }
-        });
+    let (port, _) = serve_h2("0.0.0.0:0", move |path, request| {
+        assert_eq!(path, "/grpc.health.v1.Health/Check");
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        // HealthCheckRequest{service: "app"}, else SERVICE_UNKNOWN
+        let status = match request {
+            r if r != b"\0\0\0\0\x05\x0a\x03app" => 3,
+            _ if n < serving => 1,
+            _ => 2,
+        };
+        Answer {
+            status: 200,
+            headers: vec![("content-type", "application/grpc".into())],
+            body: vec![0, 0, 0, 0, 2, 0x08, status],
+            trailers: vec![("grpc-status", "0".into())],
+            stall: std::time::Duration::ZERO,
+        }
     });
     (port, checks)
 }

@@ -16,6 +16,7 @@
 
 mod cache;
 pub mod fault_proxy;
+pub mod h2_server;
 pub mod http_servers;
 pub mod images;
 mod pki;

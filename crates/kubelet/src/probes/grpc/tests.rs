@@ -1,12 +1,6 @@
 //! Outcomes, then real calls against a health server written here on hyper's HTTP/2 server.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-
-use futures_util::StreamExt;
-use http_body_util::StreamBody;
-use hyper::body::{Frame, Incoming};
-use hyper::{HeaderMap, Request, Response};
+use nodelet_testbed::h2_server::{Answer, Seen, serve_h2};
 
 use super::*;
 
@@ -74,16 +68,6 @@ fn run_needs_a_pod_ip_and_a_port() {
     );
 }
 
-/// What the test server answers for a request: HTTP status, headers, body and trailers.
-struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    trailers: Vec<(&'static str, String)>,
-    /// Waits this long before the body (after the headers went out).
-    stall: Duration,
-}
-
 fn grpc_answer(status: &str, message: &str, body: Vec<u8>) -> Answer {
     Answer {
         status: 200,
@@ -101,72 +85,9 @@ fn health(status: u8) -> Answer {
     grpc_answer("0", "", vec![0, 0, 0, 0, 2, 0x08, status])
 }
 
-/// What the server saw: path, headers, body.
-type Seen = Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
-
-/// A plaintext HTTP/2 server on a thread of its own; returns its port.
+/// The HTTP/2 test server on the loopback interface.
 fn serve(answer: impl Fn(&str, &[u8]) -> Answer + Send + Sync + 'static) -> (u16, Seen) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    listener.set_nonblocking(true).expect("nonblocking");
-    let seen: Seen = Arc::default();
-    let seen_by_server = seen.clone();
-    let answer = Arc::new(answer);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (answer, seen) = (answer.clone(), seen_by_server.clone());
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (answer, seen) = (answer.clone(), seen.clone());
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let headers = req.headers().clone();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                        let body = body.map(|b| b.to_vec()).unwrap_or_default();
-                        let a = answer(&path, &body);
-                        seen.lock().expect("lock").push((path, headers, body));
-                        let mut frames: Vec<Frame<Bytes>> = Vec::new();
-                        if !a.body.is_empty() {
-                            frames.push(Frame::data(Bytes::from(a.body)));
-                        }
-                        if !a.trailers.is_empty() {
-                            let mut map = HeaderMap::new();
-                            for (name, value) in a.trailers {
-                                map.insert(name, value.parse().expect("value"));
-                            }
-                            frames.push(Frame::trailers(map));
-                        }
-                        let stall = a.stall;
-                        let frames = futures_util::stream::iter(frames).then(move |f| async move {
-                            tokio::time::sleep(stall).await;
-                            Ok::<_, Infallible>(f)
-                        });
-                        let mut response = Response::builder().status(a.status);
-                        for (name, value) in a.headers {
-                            response = response.header(name, value);
-                        }
-                        Ok::<_, Infallible>(
-                            response.body(StreamBody::new(frames)).expect("response"),
-                        )
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
-    });
-    (port, seen)
+    serve_h2("127.0.0.1:0", answer)
 }
 
 fn probe_local(port: u16, service: &str) -> Outcome {
