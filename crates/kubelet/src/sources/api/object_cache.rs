@@ -145,8 +145,8 @@ where
             .map(|o| K::clone(o))
             .collect();
         found.sort_by(|a, b| {
-            let key = |o: &K| (o.meta().namespace.clone(), o.meta().name.clone());
-            key(a).cmp(&key(b))
+            let (a, b) = (a.meta(), b.meta());
+            (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
         });
         found
     }
