@@ -129,16 +129,10 @@ async fn ensure(res: &Resources, kind: Kind, want: Value, fields: &[&str]) -> Ap
     let mut current = stored.object;
     let mut changed = false;
     for field in fields {
-        let (now, wanted) = match field.split_once('.') {
-            Some((outer, inner)) => (&current[outer][inner], &want[outer][inner]),
-            None => (&current[*field], &want[*field]),
-        };
+        let wanted = field.split('.').fold(&want, |v, key| &v[key]);
+        let now = field.split('.').fold(&mut current, |v, key| &mut v[key]);
         if now != wanted {
-            let wanted = wanted.clone();
-            match field.split_once('.') {
-                Some((outer, inner)) => current[outer][inner] = wanted,
-                None => current[*field] = wanted,
-            }
+            *now = wanted.clone();
             changed = true;
         }
     }
